@@ -1,0 +1,70 @@
+"""A small host application: Flask + Flask-SQLAlchemy + flask_sentry_api on SQLite.
+
+Run it with ``flask --app example_app run``. The database is ``instance/sentry_api.db``,
+or whatever SQLAlchemy URL the ``DATABASE_URL`` environment variable names. On first start
+it creates the tables and a demo project with a key, and prints how to call the API.
+"""
+
+from __future__ import annotations
+
+import os
+import typing as t
+
+import click
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+
+from flask_sentry_api import SentryAPI
+from flask_sentry_api import get_state
+from flask_sentry_api.cli import make_dsn
+from flask_sentry_api.storage import ROLE_API
+from flask_sentry_api.storage import ROLE_STORE
+
+db = SQLAlchemy()
+sentry_api = SentryAPI()
+
+
+def create_app(test_config: t.Mapping[str, t.Any] | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    database_url = os.environ.get("DATABASE_URL") or (
+        "sqlite:///" + os.path.join(app.instance_path, "sentry_api.db")
+    )
+    app.config.from_mapping(
+        SQLALCHEMY_DATABASE_URI=database_url,
+        # The URL printed in the first-start instructions and the demo DSN.
+        EXAMPLE_BASE_URL=os.environ.get("EXAMPLE_BASE_URL", "http://127.0.0.1:5000"),
+        EXAMPLE_CREATE_DEMO_PROJECT=True,
+    )
+    if database_url.startswith("sqlite"):
+        # Wait for a concurrent writer instead of failing with "database is locked".
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
+    # FLASK_SENTRY_API_MAX_PAGE_SIZE=50 and the like configure the extension from the shell.
+    app.config.from_prefixed_env()
+    if test_config is not None:
+        app.config.update(test_config)
+
+    db.init_app(app)
+    sentry_api.init_app(app)
+
+    with app.app_context():
+        storage = get_state(app).storage
+        storage.init_schema()
+        if app.config["EXAMPLE_CREATE_DEMO_PROJECT"] and storage.get_project(1) is None:
+            _create_demo_project(app)
+    return app
+
+
+def _create_demo_project(app: Flask) -> None:
+    storage = get_state(app).storage
+    project = storage.create_project("Demo")
+    key = storage.create_key(project.id, ROLE_STORE | ROLE_API, label="demo")
+    base_url = app.config["EXAMPLE_BASE_URL"]
+    # Printed once, when the key is created; the secret is never logged afterwards.
+    click.echo(
+        "\nCreated the demo project and its key:\n"
+        f"  curl -u {key.public_key}:{key.secret_key} {base_url}/api/0/projects/{project.id}/\n"
+        f"  DSN for Sentry SDKs: {make_dsn(base_url, key)}\n"
+        "  More keys: flask --app example_app sentry-api create-key 1\n",
+        err=True,
+    )

@@ -1,0 +1,159 @@
+"""The ``SENTRY_API_*`` settings: documented defaults, validation, and import-string resolution.
+
+Settings are read once, when the extension is initialised on an app, and any bad value
+fails start-up with a :class:`~flask_sentry_api.errors.ConfigurationError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import string
+import typing as t
+
+from .errors import ConfigurationError
+
+#: Every setting, its default, and what it means (the README lists the same table).
+DEFAULTS: dict[str, t.Any] = {
+    # A Storage instance, a factory ``callable(app) -> Storage`` or a "module:attr" string;
+    # None uses SQLAlchemyStorage on the app's Flask-SQLAlchemy instance.
+    "SENTRY_API_STORAGE": None,
+    # ``callable(public_key) -> ProjectKey | None`` or a "module:attr" string; None asks
+    # the storage.
+    "SENTRY_API_KEY_LOOKUP": None,
+    "SENTRY_API_URL_PREFIX": "/api/0",
+    # Where SDKs post events: <prefix>/<project_id>/store/ and .../envelope/.
+    "SENTRY_API_INGEST_URL_PREFIX": "/api",
+    "SENTRY_API_DEFAULT_PAGE_SIZE": 100,
+    "SENTRY_API_MAX_PAGE_SIZE": 100,
+    # Largest JSON request body of the web API, in bytes.
+    "SENTRY_API_MAX_BODY_SIZE": 1024 * 1024,
+    # Largest event or envelope body as sent (compressed), and once decompressed.
+    "SENTRY_API_MAX_EVENT_SIZE": 1024 * 1024,
+    "SENTRY_API_MAX_INFLATED_SIZE": 20 * 1024 * 1024,
+    # A str.format template with {base_url}, {project_id}, {project_slug} and {group_id};
+    # None links to the group's own API URL.
+    "SENTRY_API_PERMALINK_TEMPLATE": None,
+    "SENTRY_API_AUTH_REALM": "api",
+    # Most ``id`` parameters one bulk PUT/DELETE may name.
+    "SENTRY_API_MAX_BULK_IDS": 1000,
+    # Most buckets one stats request may ask for.
+    "SENTRY_API_STATS_MAX_BUCKETS": 1000,
+    # Table name prefix of the default storage.
+    "SENTRY_API_TABLE_PREFIX": "sentry_",
+}
+
+_PERMALINK_FIELDS = {"base_url", "project_id", "project_slug", "group_id"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The validated settings of one app."""
+
+    url_prefix: str
+    ingest_url_prefix: str
+    default_page_size: int
+    max_page_size: int
+    max_body_size: int
+    max_event_size: int
+    max_inflated_size: int
+    permalink_template: str | None
+    auth_realm: str
+    max_bulk_ids: int
+    stats_max_buckets: int
+    table_prefix: str
+
+
+def load_settings(config: t.MutableMapping[str, t.Any]) -> Settings:
+    """Fill in defaults (written back to ``config``) and validate every setting."""
+    for key, default in DEFAULTS.items():
+        config.setdefault(key, default)
+
+    def positive_int(key: str) -> int:
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigurationError(f"{key} must be a positive integer, got {value!r}")
+        return value
+
+    def prefix(key: str) -> str:
+        value = config[key]
+        if not isinstance(value, str) or not value.startswith("/") or value.endswith("/"):
+            raise ConfigurationError(
+                f"{key} must be a path starting and not ending with '/', got {value!r}"
+            )
+        return value
+
+    default_page_size = positive_int("SENTRY_API_DEFAULT_PAGE_SIZE")
+    max_page_size = positive_int("SENTRY_API_MAX_PAGE_SIZE")
+    if default_page_size > max_page_size:
+        raise ConfigurationError(
+            "SENTRY_API_DEFAULT_PAGE_SIZE must not exceed SENTRY_API_MAX_PAGE_SIZE "
+            f"({default_page_size} > {max_page_size})"
+        )
+
+    template = config["SENTRY_API_PERMALINK_TEMPLATE"]
+    if template is not None:
+        _check_permalink_template(template)
+
+    realm = config["SENTRY_API_AUTH_REALM"]
+    if not isinstance(realm, str) or not realm or '"' in realm or not realm.isprintable():
+        raise ConfigurationError(
+            f"SENTRY_API_AUTH_REALM must be a non-empty printable string without quotes, "
+            f"got {realm!r}"
+        )
+
+    table_prefix = config["SENTRY_API_TABLE_PREFIX"]
+    if not isinstance(table_prefix, str) or not table_prefix.replace("_", "a").isalnum():
+        raise ConfigurationError(
+            f"SENTRY_API_TABLE_PREFIX must be letters, digits and '_', got {table_prefix!r}"
+        )
+
+    return Settings(
+        url_prefix=prefix("SENTRY_API_URL_PREFIX"),
+        ingest_url_prefix=prefix("SENTRY_API_INGEST_URL_PREFIX"),
+        default_page_size=default_page_size,
+        max_page_size=max_page_size,
+        max_body_size=positive_int("SENTRY_API_MAX_BODY_SIZE"),
+        max_event_size=positive_int("SENTRY_API_MAX_EVENT_SIZE"),
+        max_inflated_size=positive_int("SENTRY_API_MAX_INFLATED_SIZE"),
+        permalink_template=template,
+        auth_realm=realm,
+        max_bulk_ids=positive_int("SENTRY_API_MAX_BULK_IDS"),
+        stats_max_buckets=positive_int("SENTRY_API_STATS_MAX_BUCKETS"),
+        table_prefix=table_prefix,
+    )
+
+
+def _check_permalink_template(template: t.Any) -> None:
+    key = "SENTRY_API_PERMALINK_TEMPLATE"
+    if not isinstance(template, str):
+        raise ConfigurationError(f"{key} must be a string, got {template!r}")
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as exc:
+        raise ConfigurationError(f"{key} is not a valid format string: {exc}") from exc
+    unknown = names - _PERMALINK_FIELDS
+    if unknown:
+        raise ConfigurationError(
+            f"{key} uses unknown fields {sorted(unknown)}; allowed: {sorted(_PERMALINK_FIELDS)}"
+        )
+    if not template.startswith(("http://", "https://", "{base_url}")):
+        raise ConfigurationError(f"{key} must produce an absolute URL, got {template!r}")
+
+
+def resolve(value: t.Any, key: str) -> t.Any:
+    """Import ``"package.module:attribute"`` strings; return anything else unchanged."""
+    if not isinstance(value, str):
+        return value
+    module_name, sep, attribute = value.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ConfigurationError(
+            f"{key} must be an object or a 'module:attribute' string, got {value!r}"
+        )
+    try:
+        target: t.Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"{key}: cannot import {value!r}: {exc}") from exc
+    return target

@@ -1,0 +1,241 @@
+"""Marshmallow schemas: what the API emits (camelCase, string ids) and what it accepts.
+
+Output schemas dump the storage records; request schemas validate partial PUT/POST bodies
+(unknown fields are errors) and query strings. Request-scoped facts an output needs
+(the project, permalinks, stats) come through :data:`SerializerContext`.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from datetime import datetime
+from datetime import timezone
+
+from marshmallow import RAISE
+from marshmallow import Schema
+from marshmallow import ValidationError
+from marshmallow import fields
+from marshmallow import post_load
+from marshmallow import validate
+from marshmallow.experimental.context import Context
+
+from .storage import GROUP_STATUSES
+
+UTC = timezone.utc
+
+
+class SerializerContext(t.TypedDict):
+    project: t.Any
+    permalink: t.Callable[[t.Any], str]
+
+
+ContextT = Context[SerializerContext]
+
+
+def format_datetime(moment: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z``, milliseconds at most (``2015-01-09T21:06:30.125Z``)."""
+    moment = moment.astimezone(UTC)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if moment.microsecond:
+        text += f".{moment.microsecond // 1000:03d}"
+    return text + "Z"
+
+
+class APIDateTime(fields.Field[datetime]):
+    def _serialize(
+        self, value: datetime | None, attr: str | None, obj: t.Any, **kwargs: t.Any
+    ) -> str | None:
+        return format_datetime(value) if value is not None else None
+
+
+class StringId(fields.Field[int]):
+    """Integer ids travel as strings, as in Sentry."""
+
+    def _serialize(
+        self, value: int | None, attr: str | None, obj: t.Any, **kwargs: t.Any
+    ) -> str | None:
+        return str(value) if value is not None else None
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+class CamelCaseSchema(Schema):
+    """snake_case attributes, camelCase on the wire; unknown input fields are errors."""
+
+    class Meta:
+        unknown = RAISE
+
+    def on_bind_field(self, field_name: str, field_obj: fields.Field[t.Any]) -> None:
+        field_obj.data_key = _camel(field_obj.data_key or field_name)
+
+
+#: JSON booleans plus the string spellings Sentry accepted ("1"/"0", "true"/"false").
+def Flag(**kwargs: t.Any) -> fields.Boolean:  # noqa: N802 - reads like a field class
+    return fields.Boolean(
+        truthy={True, "true", "True", "1"}, falsy={False, "false", "False", "0"}, **kwargs
+    )
+
+
+class StatusField(fields.String):
+    """A group status; ``ignored`` is Sentry's newer name for ``muted``."""
+
+    def _deserialize(self, value: t.Any, attr: str | None, data: t.Any, **kwargs: t.Any) -> str:
+        status = super()._deserialize(value, attr, data, **kwargs)
+        status = "muted" if status == "ignored" else status
+        if status not in GROUP_STATUSES:
+            raise ValidationError(f"Must be one of: {', '.join(GROUP_STATUSES)}.")
+        return status
+
+
+# -- projects ----------------------------------------------------------------------------
+
+
+class ProjectSchema(CamelCaseSchema):
+    id = StringId()
+    slug = fields.String()
+    name = fields.String()
+    is_public = fields.Boolean()
+    date_created = APIDateTime()
+    status = fields.String()
+    options = fields.Method("dump_options")
+
+    def dump_options(self, project: t.Any) -> dict[str, t.Any]:
+        return {"sentry:origins": "\n".join(project.allowed_origins), "sentry:resolve_age": 0}
+
+
+class ProjectUpdateSchema(CamelCaseSchema):
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    slug = fields.String(
+        validate=[
+            validate.Length(min=1, max=50),
+            validate.Regexp(
+                r"^[a-z0-9_-]+\Z",
+                error="Use lowercase letters, digits, '-' and '_' only.",
+            ),
+        ]
+    )
+    is_public = Flag()
+
+    @post_load
+    def strip_name(self, data: dict[str, t.Any], **kwargs: t.Any) -> dict[str, t.Any]:
+        if "name" in data:
+            data["name"] = data["name"].strip()
+            if not data["name"]:
+                raise ValidationError("Must not be blank.", "name")
+        return data
+
+
+class ProjectRefSchema(CamelCaseSchema):
+    id = StringId()
+    name = fields.String()
+    slug = fields.String()
+
+
+# -- groups ------------------------------------------------------------------------------
+
+
+class GroupSchema(CamelCaseSchema):
+    id = StringId()
+    short_id = fields.Method("dump_short_id")
+    title = fields.String()
+    culprit = fields.String(allow_none=True)
+    permalink = fields.Method("dump_permalink")
+    level = fields.String()
+    logger = fields.String(allow_none=True)
+    status = fields.String()
+    is_resolved = fields.Method("dump_is_resolved")
+    is_public = fields.Boolean()
+    is_bookmarked = fields.Boolean()
+    has_seen = fields.Boolean()
+    count = fields.Function(lambda group: str(group.times_seen))
+    user_count = fields.Integer()
+    first_seen = APIDateTime()
+    last_seen = APIDateTime()
+    project = fields.Method("dump_project")
+    metadata = fields.Dict()
+    type = fields.String()
+    num_comments = fields.Integer()
+    time_spent = fields.Constant(None)
+
+    def dump_short_id(self, group: t.Any) -> str:
+        return f"{ContextT.get()['project'].slug.upper()}-{group.id}"
+
+    def dump_permalink(self, group: t.Any) -> str:
+        return ContextT.get()["permalink"](group)
+
+    def dump_is_resolved(self, group: t.Any) -> bool:
+        return bool(group.status == "resolved")
+
+    def dump_project(self, group: t.Any) -> dict[str, t.Any]:
+        return ProjectRefSchema().dump(ContextT.get()["project"])
+
+
+class GroupUpdateSchema(CamelCaseSchema):
+    """``PUT /groups/<id>/``: a partial update of one group."""
+
+    status = StatusField()
+    is_bookmarked = Flag()
+    has_seen = Flag()
+    is_public = Flag()
+
+
+class BulkGroupUpdateSchema(GroupUpdateSchema):
+    """``PUT /projects/<id>/groups/``: changes applied to a selection of groups."""
+
+    merge = Flag()
+    # Accepted for compatibility; snoozing is not implemented, so only null or absent.
+    snooze_duration = fields.Integer(allow_none=True, validate=validate.Range(min=0))
+
+
+# -- events and notes --------------------------------------------------------------------
+
+
+class EventSchema(CamelCaseSchema):
+    id = StringId()
+    event_id = fields.String(data_key="eventID")
+    group_id = StringId(data_key="groupID")
+    message = fields.String()
+    title = fields.String()
+    culprit = fields.String(allow_none=True)
+    level = fields.String()
+    logger = fields.String(allow_none=True)
+    platform = fields.String(allow_none=True)
+    date_created = APIDateTime(attribute="datetime")
+    date_received = APIDateTime()
+    release = fields.String(allow_none=True)
+    environment = fields.String(allow_none=True)
+    user = fields.Raw(allow_none=True)
+    tags = fields.Function(lambda event: [{"key": k, "value": v} for k, v in event.tags])
+    context = fields.Function(lambda event: event.data.get("extra") or {})
+    contexts = fields.Function(lambda event: event.data.get("contexts") or {})
+    sdk = fields.Function(lambda event: event.data.get("sdk"))
+    fingerprints = fields.Function(lambda event: event.data.get("fingerprint") or [])
+    metadata = fields.Function(lambda event: event.data.get("metadata") or {})
+    type = fields.Function(lambda event: event.data.get("type") or "default")
+    entries = fields.Function(lambda event: event.data.get("entries") or [])
+    time_spent = fields.Constant(None)
+
+    def on_bind_field(self, field_name: str, field_obj: fields.Field[t.Any]) -> None:
+        if field_obj.data_key is None:
+            super().on_bind_field(field_name, field_obj)
+
+
+class NoteSchema(CamelCaseSchema):
+    id = StringId()
+    user = fields.Constant(None)
+    type = fields.Constant("note")
+    data = fields.Function(lambda note: {"text": note.text})
+    date_created = APIDateTime()
+
+
+class NoteCreateSchema(CamelCaseSchema):
+    text = fields.String(required=True, validate=validate.Length(max=10000))
+
+    @post_load
+    def require_text(self, data: dict[str, t.Any], **kwargs: t.Any) -> dict[str, t.Any]:
+        if not data["text"].strip():
+            raise ValidationError("Must not be blank.", "text")
+        return data

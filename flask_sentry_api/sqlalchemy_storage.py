@@ -1,0 +1,913 @@
+"""The default :class:`~flask_sentry_api.storage.Storage`: the host's Flask-SQLAlchemy ``db``.
+
+Supports SQLite (3.35+, the embedded default) and PostgreSQL. Every write method is one
+transaction that either commits whole or rolls back whole; bulk operations are single
+set-based statements, never a loop over rows in Python. Database connection failures
+surface as :class:`~flask_sentry_api.storage.Unavailable` (HTTP 503).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import secrets
+import typing as t
+import unicodedata
+from datetime import datetime
+from datetime import timezone
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
+
+from . import storage as s
+from .models import Models
+from .models import build_models
+
+if t.TYPE_CHECKING:
+    from .pagination import Window
+
+UTC = timezone.utc
+F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+
+_DATETIME_SORT_COLUMNS = {"date": "last_seen", "new": "first_seen"}
+_INTEGER_SORT_COLUMNS = {"freq": "times_seen", "priority": "score"}
+_MAX_DATETIME = datetime.max.replace(tzinfo=UTC)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _from_epoch(seconds: int) -> datetime:
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return _MAX_DATETIME if seconds > 0 else datetime.min.replace(tzinfo=UTC)
+
+
+def slugify(name: str) -> str:
+    """Lowercase letters, digits, ``-`` and ``_``; ``project`` when nothing is left."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9_-]+", "-", ascii_name.lower()).strip("-_")
+    return slug[:50] or "project"
+
+
+def _translating_errors(method: F) -> F:
+    """Roll back on any failure; report lost connections as :class:`storage.Unavailable`."""
+
+    @functools.wraps(method)
+    def wrapper(self: SQLAlchemyStorage, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            self._rollback_quietly()
+            raise s.Unavailable(f"database unavailable: {type(exc.orig).__name__}") from exc
+        except sa.exc.DBAPIError as exc:
+            self._rollback_quietly()
+            if exc.connection_invalidated:
+                raise s.Unavailable("database connection lost") from exc
+            raise
+        except BaseException:
+            self._rollback_quietly()
+            raise
+
+    return t.cast(F, wrapper)
+
+
+class SQLAlchemyStorage:
+    """Storage on a Flask-SQLAlchemy ``db``; its tables are named ``<table_prefix>*``.
+
+    :param db: the host's :class:`flask_sqlalchemy.SQLAlchemy` instance.
+    :param table_prefix: prefix of every table, so the storage never collides with the
+        host's own tables.
+    """
+
+    def __init__(self, db: t.Any, *, table_prefix: str = "sentry_") -> None:
+        self.db = db
+        self.models: Models = build_models(db, table_prefix)
+
+    # -- plumbing ------------------------------------------------------------------------
+    @property
+    def session(self) -> t.Any:
+        return self.db.session
+
+    @property
+    def dialect(self) -> str:
+        return str(self.session.get_bind().dialect.name)
+
+    def _rollback_quietly(self) -> None:
+        try:
+            self.session.rollback()
+        except Exception:  # noqa: BLE001 - the original error is the one worth raising
+            pass
+
+    def _insert(self, model: t.Any) -> t.Any:
+        """A dialect insert that supports ``ON CONFLICT`` (SQLite and PostgreSQL)."""
+        if self.dialect == "postgresql":
+            return postgresql.insert(model)
+        return sqlite.insert(model)
+
+    @_translating_errors
+    def init_schema(self) -> None:
+        self.db.metadata.create_all(bind=self.session.get_bind(), tables=self.models.tables)
+
+    # -- projects and keys -----------------------------------------------------------------
+    @_translating_errors
+    def create_project(self, name: str, slug: str | None = None) -> s.Project:
+        Project = self.models.Project
+        if slug is not None:
+            if self.session.scalar(sa.select(Project.id).where(Project.slug == slug)):
+                raise s.Conflict("slug", "This slug is already in use.")
+        else:
+            base = slugify(name)
+            taken = set(
+                self.session.scalars(
+                    sa.select(Project.slug).where(
+                        sa.or_(Project.slug == base, Project.slug.startswith(base + "-"))
+                    )
+                )
+            )
+            slug, n = base, 1
+            while slug in taken:
+                n += 1
+                slug = f"{base}-{n}"
+        row = Project(name=name, slug=slug, is_public=False, date_created=_now())
+        self.session.add(row)
+        try:
+            self.session.commit()
+        except sa.exc.IntegrityError as exc:
+            self.session.rollback()
+            raise s.Conflict("slug", "This slug is already in use.") from exc
+        return self._project(row)
+
+    @_translating_errors
+    def get_project(self, project_id: int) -> s.Project | None:
+        row = self.session.get(self.models.Project, project_id)
+        return self._project(row) if row is not None else None
+
+    @_translating_errors
+    def update_project(self, project_id: int, changes: t.Mapping[str, t.Any]) -> s.Project:
+        Project = self.models.Project
+        values = {k: v for k, v in changes.items() if k in ("name", "slug", "is_public")}
+        if "slug" in values:
+            clash = self.session.scalar(
+                sa.select(Project.id).where(
+                    Project.slug == values["slug"], Project.id != project_id
+                )
+            )
+            if clash:
+                raise s.Conflict("slug", "This slug is already in use.")
+        if values:
+            self.session.execute(sa.update(Project).where(Project.id == project_id).values(values))
+        try:
+            self.session.commit()
+        except sa.exc.IntegrityError as exc:
+            self.session.rollback()
+            raise s.Conflict("slug", "This slug is already in use.") from exc
+        row = self.session.get(Project, project_id, populate_existing=True)
+        if row is None:
+            raise LookupError(project_id)
+        return self._project(row)
+
+    @_translating_errors
+    def create_key(self, project_id: int, roles: int, label: str | None = None) -> s.ProjectKey:
+        row = self.models.ProjectKey(
+            project_id=project_id,
+            public_key=secrets.token_hex(16),
+            secret_key=secrets.token_hex(16),
+            roles=roles,
+            is_active=True,
+            label=label,
+            date_added=_now(),
+        )
+        self.session.add(row)
+        self.session.commit()
+        return self._key(row)
+
+    @_translating_errors
+    def get_key(self, public_key: str) -> s.ProjectKey | None:
+        ProjectKey = self.models.ProjectKey
+        row = self.session.scalar(sa.select(ProjectKey).where(ProjectKey.public_key == public_key))
+        return self._key(row) if row is not None else None
+
+    @_translating_errors
+    def set_key_active(self, public_key: str, active: bool) -> bool:
+        ProjectKey = self.models.ProjectKey
+        result = self.session.execute(
+            sa.update(ProjectKey)
+            .where(ProjectKey.public_key == public_key)
+            .values(is_active=active)
+        )
+        self.session.commit()
+        return bool(result.rowcount)
+
+    # -- ingestion -------------------------------------------------------------------------
+    @_translating_errors
+    def save_event(self, project_id: int, event: s.NewEvent) -> s.SavedEvent:
+        Event = self.models.Event
+        existing = self.session.scalar(
+            sa.select(Event).where(Event.project_id == project_id, Event.event_id == event.event_id)
+        )
+        if existing is not None:
+            return self._duplicate(existing)
+
+        group_id, is_new, is_regression = self._upsert_group(project_id, event)
+        inserted = self.session.execute(
+            self._insert(Event)
+            .values(
+                project_id=project_id,
+                group_id=group_id,
+                event_id=event.event_id,
+                message=event.message,
+                title=event.title[:255],
+                culprit=event.culprit,
+                level=event.level,
+                logger=event.logger,
+                platform=event.platform,
+                datetime=event.timestamp,
+                date_received=_now(),
+                release=event.release,
+                environment=event.environment,
+                user=dict(event.user) if event.user is not None else None,
+                tags=[list(pair) for pair in event.tags],
+                data=dict(event.data),
+            )
+            .on_conflict_do_nothing(index_elements=["project_id", "event_id"])
+            .returning(Event.id)
+        ).scalar()
+        if inserted is None:
+            # Another request stored the same event_id first: undo our counting.
+            self.session.rollback()
+            row = self.session.scalar(
+                sa.select(Event).where(
+                    Event.project_id == project_id, Event.event_id == event.event_id
+                )
+            )
+            return self._duplicate(row)
+
+        self._record_tags(project_id, group_id, event)
+        self._record_stats(project_id, group_id, event.timestamp)
+        if event.release:
+            self._record_release(project_id, event, is_new)
+        self.session.commit()
+
+        group = self.get_group(group_id)
+        stored = self.get_event(inserted)
+        assert group is not None and stored is not None
+        return s.SavedEvent(
+            event=stored,
+            group=group,
+            created=True,
+            is_new_group=is_new,
+            is_regression=is_regression,
+        )
+
+    def _duplicate(self, row: t.Any) -> s.SavedEvent:
+        group = self.get_group(row.group_id)
+        assert group is not None
+        return s.SavedEvent(
+            event=self._event(row),
+            group=group,
+            created=False,
+            is_new_group=False,
+            is_regression=False,
+        )
+
+    def _upsert_group(self, project_id: int, event: s.NewEvent) -> tuple[int, bool, bool]:
+        """Count the event in its group, creating the group if needed.
+
+        The UPDATE comes first so it takes the row (PostgreSQL) or database (SQLite) write
+        lock before anything is read: the status it returns cannot change under us, and
+        concurrent events for one new fingerprint meet at the unique (project, hash) key.
+        """
+        Group = self.models.Group
+        ts = event.timestamp
+        is_newest = Group.last_seen <= ts
+        for _attempt in range(3):
+            row = self.session.execute(
+                sa.update(Group)
+                .where(Group.project_id == project_id, Group.hash == event.group_hash)
+                .values(
+                    times_seen=Group.times_seen + 1,
+                    last_seen=sa.case((is_newest, ts), else_=Group.last_seen),
+                    level=sa.case((is_newest, event.level), else_=Group.level),
+                    culprit=sa.case((is_newest, event.culprit), else_=Group.culprit),
+                )
+                .returning(Group.id, Group.status, Group.times_seen, Group.last_seen)
+            ).first()
+            if row is not None:
+                regression = row.status == "resolved"
+                values: dict[str, t.Any] = {
+                    "score": s.priority_score(row.times_seen, row.last_seen),
+                }
+                if regression:
+                    values.update(status="unresolved", resolved_at=None)
+                self.session.execute(sa.update(Group).where(Group.id == row.id).values(values))
+                return row.id, False, regression
+
+            created = self.session.execute(
+                self._insert(Group)
+                .values(
+                    project_id=project_id,
+                    hash=event.group_hash,
+                    title=event.title[:255],
+                    message=event.message,
+                    culprit=event.culprit,
+                    logger=event.logger,
+                    level=event.level,
+                    type=event.type,
+                    metadata_=dict(event.metadata),
+                    platform=event.platform,
+                    status="unresolved",
+                    is_public=False,
+                    is_bookmarked=False,
+                    has_seen=False,
+                    times_seen=1,
+                    user_count=0,
+                    num_comments=0,
+                    first_seen=ts,
+                    last_seen=ts,
+                    score=s.priority_score(1, ts),
+                )
+                .on_conflict_do_nothing(index_elements=["project_id", "hash"])
+                .returning(Group.id)
+            ).scalar()
+            if created is not None:
+                return created, True, False
+            # Lost the race to create it: the row exists now, count into it.
+        raise RuntimeError("could not create or update the group")  # pragma: no cover
+
+    @staticmethod
+    def _merge_seen(stmt: t.Any, model: t.Any, conflict: list[str]) -> t.Any:
+        """``ON CONFLICT`` for tag rows: add the counts, widen first/last seen."""
+        excluded = stmt.excluded
+        return stmt.on_conflict_do_update(
+            index_elements=conflict,
+            set_={
+                "times_seen": model.times_seen + excluded.times_seen,
+                "first_seen": sa.case(
+                    (excluded.first_seen < model.first_seen, excluded.first_seen),
+                    else_=model.first_seen,
+                ),
+                "last_seen": sa.case(
+                    (excluded.last_seen > model.last_seen, excluded.last_seen),
+                    else_=model.last_seen,
+                ),
+            },
+        )
+
+    @staticmethod
+    def _merge_count(stmt: t.Any, model: t.Any, conflict: list[str]) -> t.Any:
+        """``ON CONFLICT`` for stat rows: add the counts."""
+        return stmt.on_conflict_do_update(
+            index_elements=conflict, set_={"count": model.count + stmt.excluded.count}
+        )
+
+    def _record_tags(self, project_id: int, group_id: int, event: s.NewEvent) -> None:
+        pairs = sorted(dict(event.tags).items())  # sorted: every writer locks rows in one order
+        if not pairs:
+            return
+        ts = event.timestamp
+        common = {"project_id": project_id, "times_seen": 1, "first_seen": ts, "last_seen": ts}
+        TagValue, GroupTagValue = self.models.TagValue, self.models.GroupTagValue
+        self.session.execute(
+            self._merge_seen(
+                self._insert(TagValue).values([{**common, "key": k, "value": v} for k, v in pairs]),
+                TagValue,
+                ["project_id", "key", "value"],
+            )
+        )
+        group_rows = [{**common, "group_id": group_id, "key": k, "value": v} for k, v in pairs]
+        result = self.session.execute(
+            self._merge_seen(
+                self._insert(GroupTagValue).values(group_rows),
+                GroupTagValue,
+                ["group_id", "key", "value"],
+            ).returning(GroupTagValue.key, GroupTagValue.times_seen)
+        )
+        new_users = sum(1 for key, seen in result if key == "user" and seen == 1)
+        if new_users:
+            Group = self.models.Group
+            self.session.execute(
+                sa.update(Group)
+                .where(Group.id == group_id)
+                .values(user_count=Group.user_count + new_users)
+            )
+
+    def _record_stats(self, project_id: int, group_id: int, moment: datetime) -> None:
+        epoch = s.epoch_seconds(moment)
+        buckets = [
+            {"resolution": r, "bucket": epoch - epoch % r, "count": 1} for r in s.STAT_RESOLUTIONS
+        ]
+        GroupStat, ProjectStat = self.models.GroupStat, self.models.ProjectStat
+        self.session.execute(
+            self._merge_count(
+                self._insert(GroupStat).values([{**b, "group_id": group_id} for b in buckets]),
+                GroupStat,
+                ["group_id", "resolution", "bucket"],
+            )
+        )
+        self.session.execute(
+            self._merge_count(
+                self._insert(ProjectStat).values(
+                    [{**b, "project_id": project_id} for b in buckets]
+                ),
+                ProjectStat,
+                ["project_id", "resolution", "bucket"],
+            )
+        )
+
+    def _record_release(self, project_id: int, event: s.NewEvent, is_new_group: bool) -> None:
+        Release = self.models.Release
+        ts = event.timestamp
+        stmt = self._insert(Release).values(
+            project_id=project_id,
+            version=event.release,
+            date_created=_now(),
+            first_event=ts,
+            last_event=ts,
+            new_groups=int(is_new_group),
+        )
+        excluded = stmt.excluded
+        self.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["project_id", "version"],
+                set_={
+                    "first_event": sa.case(
+                        (
+                            sa.or_(
+                                Release.first_event.is_(None),
+                                excluded.first_event < Release.first_event,
+                            ),
+                            excluded.first_event,
+                        ),
+                        else_=Release.first_event,
+                    ),
+                    "last_event": sa.case(
+                        (
+                            sa.or_(
+                                Release.last_event.is_(None),
+                                excluded.last_event > Release.last_event,
+                            ),
+                            excluded.last_event,
+                        ),
+                        else_=Release.last_event,
+                    ),
+                    "new_groups": Release.new_groups + excluded.new_groups,
+                },
+            )
+        )
+
+    # -- groups ----------------------------------------------------------------------------
+    @_translating_errors
+    def get_group(self, group_id: int) -> s.Group | None:
+        row = self.session.get(self.models.Group, group_id, populate_existing=True)
+        return self._group(row) if row is not None else None
+
+    def _group_conditions(self, project_id: int, query: s.GroupQuery) -> list[t.Any]:
+        Group, GroupTagValue = self.models.Group, self.models.GroupTagValue
+        conditions: list[t.Any] = [Group.project_id == project_id]
+        if query.status is not None:
+            conditions.append(Group.status == query.status)
+        if query.ids is not None:
+            conditions.append(Group.id.in_(query.ids))
+        if query.since is not None:
+            conditions.append(Group.last_seen >= query.since)
+        if query.until is not None:
+            conditions.append(Group.last_seen <= query.until)
+        for key, value in query.tags:
+            conditions.append(
+                sa.exists().where(
+                    GroupTagValue.group_id == Group.id,
+                    GroupTagValue.key == key,
+                    GroupTagValue.value == value,
+                )
+            )
+        if query.text:
+            conditions.append(
+                sa.or_(
+                    Group.title.icontains(query.text, autoescape=True),
+                    Group.message.icontains(query.text, autoescape=True),
+                    Group.culprit.icontains(query.text, autoescape=True),
+                )
+            )
+        return conditions
+
+    def _key_condition(self, sort: str, op: str | None, value: int) -> t.Any:
+        """``sort key <op> value`` on the column behind the sort, index-friendly."""
+        Group = self.models.Group
+        if op is None:
+            return sa.true()
+        if sort in _INTEGER_SORT_COLUMNS:
+            column = getattr(Group, _INTEGER_SORT_COLUMNS[sort])
+            return {"<=": column <= value, "==": column == value, ">": column > value}[op]
+        # Datetime keys are whole seconds: compare against second boundaries so the
+        # condition stays a range on the indexed column.
+        column = getattr(Group, _DATETIME_SORT_COLUMNS.get(sort, "last_seen"))
+        start, end = _from_epoch(value), _from_epoch(value + 1)
+        if op == "<=":
+            return column < end
+        if op == ">":
+            return column >= end
+        return sa.and_(column >= start, column < end)
+
+    def _sort_columns(self, sort: str) -> tuple[t.Any, t.Any]:
+        Group = self.models.Group
+        name = _INTEGER_SORT_COLUMNS.get(sort) or _DATETIME_SORT_COLUMNS.get(sort, "last_seen")
+        return getattr(Group, name), Group.id
+
+    @_translating_errors
+    def list_groups(self, project_id: int, query: s.GroupQuery, window: Window) -> list[s.Group]:
+        Group = self.models.Group
+        column, tiebreak = self._sort_columns(query.sort)
+        order = (
+            (column.desc(), tiebreak.desc())
+            if window.descending
+            else (column.asc(), tiebreak.asc())
+        )
+        stmt = (
+            sa.select(Group)
+            .where(
+                *self._group_conditions(project_id, query),
+                self._key_condition(query.sort, window.op, window.value),
+            )
+            .order_by(*order)
+            .offset(window.offset)
+            .limit(window.limit)
+        )
+        return [self._group(row) for row in self.session.scalars(stmt)]
+
+    @_translating_errors
+    def count_groups_with_key(self, project_id: int, query: s.GroupQuery, key: int) -> int:
+        Group = self.models.Group
+        stmt = (
+            sa.select(sa.func.count())
+            .select_from(Group)
+            .where(
+                *self._group_conditions(project_id, query),
+                self._key_condition(query.sort, "==", key),
+            )
+        )
+        return int(self.session.scalar(stmt) or 0)
+
+    @_translating_errors
+    def group_stats(
+        self, group_ids: t.Sequence[int], resolution: int, start: int, end: int
+    ) -> dict[int, dict[int, int]]:
+        GroupStat = self.models.GroupStat
+        stats: dict[int, dict[int, int]] = {group_id: {} for group_id in group_ids}
+        if not group_ids:
+            return stats
+        rows = self.session.execute(
+            sa.select(GroupStat.group_id, GroupStat.bucket, GroupStat.count).where(
+                GroupStat.group_id.in_(list(group_ids)),
+                GroupStat.resolution == resolution,
+                GroupStat.bucket >= start,
+                GroupStat.bucket <= end,
+            )
+        )
+        for group_id, bucket, count in rows:
+            stats[group_id][int(bucket)] = int(count)
+        return stats
+
+    @_translating_errors
+    def update_groups(self, project_id: int, query: s.GroupQuery, changes: s.GroupChanges) -> int:
+        Group = self.models.Group
+        values: dict[str, t.Any] = {}
+        if changes.status is not None:
+            values["status"] = changes.status
+            if changes.status == "resolved":
+                values["resolved_at"] = sa.case(
+                    (Group.status != "resolved", _now()), else_=Group.resolved_at
+                )
+            else:
+                values["resolved_at"] = None
+        for name in ("is_public", "is_bookmarked", "has_seen"):
+            if getattr(changes, name) is not None:
+                values[name] = getattr(changes, name)
+        conditions = self._group_conditions(project_id, query)
+        if not values:
+            return int(
+                self.session.scalar(
+                    sa.select(sa.func.count()).select_from(Group).where(*conditions)
+                )
+                or 0
+            )
+        result = self.session.execute(
+            sa.update(Group)
+            .where(*conditions)
+            .values(values)
+            .execution_options(synchronize_session=False)
+        )
+        self.session.commit()
+        return int(result.rowcount)
+
+    @_translating_errors
+    def merge_groups(self, project_id: int, group_ids: t.Sequence[int]) -> tuple[int, list[int]]:
+        m = self.models
+        Group = m.Group
+        ranked = (
+            self.session.execute(
+                sa.select(Group.id)
+                .where(Group.project_id == project_id, Group.id.in_(list(group_ids)))
+                .order_by(Group.times_seen.desc(), Group.id.asc())
+                .with_for_update()
+            )
+            .scalars()
+            .all()
+        )
+        if not ranked:
+            raise LookupError("no such groups")
+        parent, children = ranked[0], list(ranked[1:])
+        if not children:
+            return parent, []
+
+        in_children = list(children)
+        totals = self.session.execute(
+            sa.select(
+                sa.func.sum(Group.times_seen),
+                sa.func.min(Group.first_seen),
+                sa.func.max(Group.last_seen),
+                sa.func.sum(Group.num_comments),
+            ).where(Group.id.in_(ranked))
+        ).one()
+        # Events and notes move; tag and stat rows are summed into the parent's.
+        self.session.execute(
+            sa.update(m.Event).where(m.Event.group_id.in_(in_children)).values(group_id=parent)
+        )
+        self.session.execute(
+            sa.update(m.Note).where(m.Note.group_id.in_(in_children)).values(group_id=parent)
+        )
+        GTV = m.GroupTagValue
+        merged_tags = (
+            sa.select(
+                GTV.project_id,
+                sa.literal(parent).label("group_id"),
+                GTV.key,
+                GTV.value,
+                sa.func.sum(GTV.times_seen),
+                sa.func.min(GTV.first_seen),
+                sa.func.max(GTV.last_seen),
+            )
+            .where(GTV.group_id.in_(in_children))
+            .group_by(GTV.project_id, GTV.key, GTV.value)
+        )
+        self.session.execute(
+            self._merge_seen(
+                self._insert(GTV).from_select(
+                    [
+                        "project_id",
+                        "group_id",
+                        "key",
+                        "value",
+                        "times_seen",
+                        "first_seen",
+                        "last_seen",
+                    ],
+                    merged_tags,
+                ),
+                GTV,
+                ["group_id", "key", "value"],
+            )
+        )
+        GS = m.GroupStat
+        merged_stats = (
+            sa.select(sa.literal(parent), GS.resolution, GS.bucket, sa.func.sum(GS.count))
+            .where(GS.group_id.in_(in_children))
+            .group_by(GS.resolution, GS.bucket)
+        )
+        self.session.execute(
+            self._merge_count(
+                self._insert(GS).from_select(
+                    ["group_id", "resolution", "bucket", "count"], merged_stats
+                ),
+                GS,
+                ["group_id", "resolution", "bucket"],
+            )
+        )
+        self._delete_group_rows(in_children)
+        times_seen, first_seen, last_seen, num_comments = totals
+        user_count = self.session.scalar(
+            sa.select(sa.func.count()).where(GTV.group_id == parent, GTV.key == "user")
+        )
+        self.session.execute(
+            sa.update(Group)
+            .where(Group.id == parent)
+            .values(
+                times_seen=times_seen,
+                first_seen=first_seen,
+                last_seen=last_seen,
+                num_comments=num_comments,
+                user_count=user_count,
+                score=s.priority_score(int(times_seen), _aware(last_seen)),
+            )
+        )
+        self.session.commit()
+        return parent, children
+
+    def _delete_group_rows(self, group_ids: t.Any) -> None:
+        """Delete groups and everything under them (``group_ids``: a list or a subquery)."""
+        m = self.models
+        for model in (m.Event, m.Note, m.GroupTagValue, m.GroupStat):
+            self.session.execute(
+                sa.delete(model)
+                .where(model.group_id.in_(group_ids))
+                .execution_options(synchronize_session=False)
+            )
+        self.session.execute(
+            sa.delete(m.Group)
+            .where(m.Group.id.in_(group_ids))
+            .execution_options(synchronize_session=False)
+        )
+
+    @_translating_errors
+    def delete_groups(self, project_id: int, group_ids: t.Sequence[int]) -> int:
+        Group = self.models.Group
+        selected = list(
+            self.session.scalars(
+                sa.select(Group.id).where(
+                    Group.project_id == project_id, Group.id.in_(list(group_ids))
+                )
+            )
+        )
+        if selected:
+            self._delete_group_rows(selected)
+        self.session.commit()
+        return len(selected)
+
+    @_translating_errors
+    def update_group(self, group_id: int, changes: s.GroupChanges) -> s.Group | None:
+        group = self.get_group(group_id)
+        if group is None:
+            return None
+        self.update_groups(group.project_id, s.GroupQuery(ids=(group_id,)), changes)
+        return self.get_group(group_id)
+
+    # -- events and notes --------------------------------------------------------------------
+    def _by_id_window(self, model: t.Any, condition: t.Any, window: Window) -> t.Any:
+        column = model.id
+        bound = {
+            None: sa.true(),
+            "<=": column <= window.value,
+            "==": column == window.value,
+            ">": column > window.value,
+        }[window.op]
+        return (
+            sa.select(model)
+            .where(condition, bound)
+            .order_by(column.desc() if window.descending else column.asc())
+            .offset(window.offset)
+            .limit(window.limit)
+        )
+
+    @_translating_errors
+    def list_events(self, group_id: int, window: Window) -> list[s.Event]:
+        Event = self.models.Event
+        stmt = self._by_id_window(Event, Event.group_id == group_id, window)
+        return [self._event(row) for row in self.session.scalars(stmt)]
+
+    @_translating_errors
+    def get_event(self, event_id: int) -> s.Event | None:
+        row = self.session.get(self.models.Event, event_id)
+        return self._event(row) if row is not None else None
+
+    @_translating_errors
+    def latest_event(self, group_id: int) -> s.Event | None:
+        Event = self.models.Event
+        row = self.session.scalar(
+            sa.select(Event)
+            .where(Event.group_id == group_id)
+            .order_by(Event.datetime.desc(), Event.id.desc())
+            .limit(1)
+        )
+        return self._event(row) if row is not None else None
+
+    @_translating_errors
+    def adjacent_events(self, event: s.Event) -> tuple[int | None, int | None]:
+        Event = self.models.Event
+        same_group = Event.group_id == event.group_id
+        before = sa.or_(
+            Event.datetime < event.datetime,
+            sa.and_(Event.datetime == event.datetime, Event.id < event.id),
+        )
+        after = sa.or_(
+            Event.datetime > event.datetime,
+            sa.and_(Event.datetime == event.datetime, Event.id > event.id),
+        )
+        previous = self.session.scalar(
+            sa.select(Event.id)
+            .where(same_group, before)
+            .order_by(Event.datetime.desc(), Event.id.desc())
+            .limit(1)
+        )
+        following = self.session.scalar(
+            sa.select(Event.id)
+            .where(same_group, after)
+            .order_by(Event.datetime.asc(), Event.id.asc())
+            .limit(1)
+        )
+        return previous, following
+
+    @_translating_errors
+    def list_notes(self, group_id: int, window: Window) -> list[s.Note]:
+        Note = self.models.Note
+        stmt = self._by_id_window(Note, Note.group_id == group_id, window)
+        return [self._note(row) for row in self.session.scalars(stmt)]
+
+    @_translating_errors
+    def create_note(self, group_id: int, text: str) -> s.Note:
+        Note, Group = self.models.Note, self.models.Group
+        row = Note(group_id=group_id, text=text, date_created=_now())
+        self.session.add(row)
+        self.session.execute(
+            sa.update(Group).where(Group.id == group_id).values(num_comments=Group.num_comments + 1)
+        )
+        self.session.commit()
+        return self._note(row)
+
+    # -- row -> record -----------------------------------------------------------------------
+    @staticmethod
+    def _project(row: t.Any) -> s.Project:
+        origins = tuple(o for o in (row.allowed_origins or "").split("\n") if o)
+        return s.Project(
+            id=row.id,
+            slug=row.slug,
+            name=row.name,
+            is_public=bool(row.is_public),
+            date_created=_aware(row.date_created),
+            status=row.status,
+            allowed_origins=origins,
+        )
+
+    @staticmethod
+    def _key(row: t.Any) -> s.ProjectKey:
+        return s.ProjectKey(
+            id=row.id,
+            project_id=row.project_id,
+            public_key=row.public_key,
+            secret_key=row.secret_key,
+            roles=row.roles,
+            is_active=bool(row.is_active),
+            date_added=_aware(row.date_added),
+            label=row.label,
+        )
+
+    @staticmethod
+    def _group(row: t.Any) -> s.Group:
+        return s.Group(
+            id=row.id,
+            project_id=row.project_id,
+            hash=row.hash,
+            title=row.title,
+            culprit=row.culprit,
+            message=row.message,
+            logger=row.logger,
+            level=row.level,
+            type=row.type,
+            metadata=row.metadata_ or {},
+            platform=row.platform,
+            status=row.status,
+            is_public=bool(row.is_public),
+            is_bookmarked=bool(row.is_bookmarked),
+            has_seen=bool(row.has_seen),
+            times_seen=int(row.times_seen),
+            user_count=int(row.user_count),
+            first_seen=_aware(row.first_seen),
+            last_seen=_aware(row.last_seen),
+            resolved_at=_aware(row.resolved_at) if row.resolved_at is not None else None,
+            num_comments=int(row.num_comments),
+            score=int(row.score),
+        )
+
+    @staticmethod
+    def _event(row: t.Any) -> s.Event:
+        return s.Event(
+            id=row.id,
+            project_id=row.project_id,
+            group_id=row.group_id,
+            event_id=row.event_id,
+            message=row.message,
+            title=row.title,
+            culprit=row.culprit,
+            level=row.level,
+            logger=row.logger,
+            platform=row.platform,
+            datetime=_aware(row.datetime),
+            date_received=_aware(row.date_received),
+            release=row.release,
+            environment=row.environment,
+            user=row.user,
+            tags=tuple((str(k), str(v)) for k, v in (row.tags or [])),
+            data=row.data or {},
+        )
+
+    @staticmethod
+    def _note(row: t.Any) -> s.Note:
+        return s.Note(
+            id=row.id, group_id=row.group_id, text=row.text, date_created=_aware(row.date_created)
+        )
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

@@ -1,0 +1,45 @@
+"""Time-series bucket arithmetic for stats: aligned bucket ranges and zero-filled series."""
+
+from __future__ import annotations
+
+import typing as t
+
+from .errors import BadRequest
+
+#: ``resolution`` parameter values and their bucket sizes in seconds.
+RESOLUTIONS = {"10s": 10, "1h": 3600, "1d": 86400}
+#: ``statsPeriod`` of the group list: bucket size and number of buckets.
+STATS_PERIODS = {"24h": (3600, 24), "14d": (86400, 14)}
+
+
+def align(moment: int, resolution: int) -> int:
+    """The start of the bucket of ``resolution`` seconds that holds Unix time ``moment``."""
+    return moment - moment % resolution
+
+
+def period_buckets(period: str, now: int) -> tuple[int, int, int]:
+    """(resolution, first bucket, last bucket) of a group-list ``statsPeriod`` ending now."""
+    resolution, count = STATS_PERIODS[period]
+    last = align(now, resolution)
+    return resolution, last - (count - 1) * resolution, last
+
+
+def bucket_range(since: int, until: int, resolution: int, max_buckets: int) -> tuple[int, int]:
+    """(first, last) bucket starts covering ``[since, until]``; 400 if reversed or too many."""
+    if until < since:
+        raise BadRequest('Invalid value for parameter "until": must not be before "since".')
+    first, last = align(since, resolution), align(until, resolution)
+    count = (last - first) // resolution + 1
+    if count > max_buckets:
+        raise BadRequest(
+            f"Too many buckets: {count} requested, at most {max_buckets}; "
+            'narrow "since"/"until" or use a coarser "resolution".'
+        )
+    return first, last
+
+
+def fill_series(
+    counts: t.Mapping[int, int], first: int, last: int, resolution: int
+) -> list[list[int]]:
+    """``[[bucket_start, count], ...]`` from ``first`` to ``last``, zeros included."""
+    return [[bucket, counts.get(bucket, 0)] for bucket in range(first, last + 1, resolution)]

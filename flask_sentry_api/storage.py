@@ -1,0 +1,300 @@
+"""The storage interface the views depend on, and the records it trades in.
+
+Nothing here imports Flask or SQLAlchemy. A host can hand :class:`~flask_sentry_api.SentryAPI`
+any object that satisfies :class:`Storage`; :mod:`flask_sentry_api.testing` holds the
+contract suite such an object must pass. Records are frozen dataclasses so views can never
+write through them by accident.
+
+List methods take a :class:`~flask_sentry_api.pagination.Window` (a keyset read: a bound on
+the sort key, a direction, an offset and a row limit) and return at most ``window.limit``
+rows; :func:`~flask_sentry_api.pagination.paginate` turns those reads into pages and cursors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing as t
+from datetime import datetime
+
+if t.TYPE_CHECKING:
+    from .pagination import Window
+
+#: Key role bits, as in Sentry's ``ProjectKey.roles`` bit field.
+ROLE_STORE = 1  # "Event API access": SDKs may post events
+ROLE_API = 2  # "Web API access": may call /api/0/
+ROLE_NAMES: dict[str, int] = {"store": ROLE_STORE, "api": ROLE_API}
+
+GROUP_STATUSES = ("unresolved", "resolved", "muted")
+GROUP_SORTS = ("date", "new", "freq", "priority")
+LEVELS = ("debug", "info", "warning", "error", "fatal")
+#: Bucket sizes (seconds) event counts are rolled up in at ingestion time.
+STAT_RESOLUTIONS = (10, 3600, 86400)
+
+
+class StorageError(Exception):
+    """Root of the errors a storage raises on purpose."""
+
+
+class Conflict(StorageError):
+    """A unique value is taken (``field`` names it, e.g. ``"slug"``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class Unavailable(StorageError):
+    """The backing store cannot be reached; the API answers 503."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Project:
+    id: int
+    slug: str
+    name: str
+    is_public: bool
+    date_created: datetime
+    status: str = "active"
+    #: Origins browser SDKs may post from (``*`` allows any).
+    allowed_origins: tuple[str, ...] = ("*",)
+
+
+@dataclasses.dataclass(frozen=True)
+class ProjectKey:
+    id: int
+    project_id: int
+    public_key: str
+    secret_key: str
+    roles: int
+    is_active: bool
+    date_added: datetime
+    label: str | None = None
+
+    def has_role(self, role: int) -> bool:
+        return bool(self.roles & role)
+
+    @property
+    def role_names(self) -> list[str]:
+        return [name for name, bit in ROLE_NAMES.items() if self.roles & bit]
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    id: int
+    project_id: int
+    hash: str
+    title: str
+    culprit: str | None
+    message: str
+    logger: str | None
+    level: str
+    type: str
+    metadata: t.Mapping[str, t.Any]
+    platform: str | None
+    status: str
+    is_public: bool
+    is_bookmarked: bool
+    has_seen: bool
+    times_seen: int
+    user_count: int
+    first_seen: datetime
+    last_seen: datetime
+    resolved_at: datetime | None
+    num_comments: int
+    score: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    id: int
+    project_id: int
+    group_id: int
+    event_id: str
+    message: str
+    title: str
+    culprit: str | None
+    level: str
+    logger: str | None
+    platform: str | None
+    datetime: datetime
+    date_received: datetime
+    release: str | None
+    environment: str | None
+    user: t.Mapping[str, t.Any] | None
+    tags: tuple[tuple[str, str], ...]
+    #: Everything else the SDK sent, normalised: ``entries``, ``extra``, ``contexts``,
+    #: ``sdk``, ``fingerprint``, ``metadata``, ``type``.
+    data: t.Mapping[str, t.Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Note:
+    id: int
+    group_id: int
+    text: str
+    date_created: datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class NewEvent:
+    """An event as ingestion (or a test) hands it to :meth:`Storage.save_event`."""
+
+    event_id: str
+    group_hash: str
+    timestamp: datetime
+    message: str
+    title: str
+    level: str = "error"
+    culprit: str | None = None
+    logger: str | None = None
+    platform: str | None = None
+    type: str = "default"
+    metadata: t.Mapping[str, t.Any] = dataclasses.field(default_factory=dict)
+    release: str | None = None
+    environment: str | None = None
+    user: t.Mapping[str, t.Any] | None = None
+    #: The identity that counts towards a group's ``userCount`` (``id:42``, ``ip:…``).
+    user_ident: str | None = None
+    #: Every tag of the event, the derived ones (level, logger, release, ...) included.
+    tags: tuple[tuple[str, str], ...] = ()
+    data: t.Mapping[str, t.Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedEvent:
+    event: Event
+    group: Group
+    #: False when the ``event_id`` was already stored for the project (an SDK retry).
+    created: bool
+    is_new_group: bool
+    is_regression: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupQuery:
+    """Which groups of a project a list or bulk operation selects."""
+
+    status: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    #: Matched case-insensitively as a substring of title, message or culprit.
+    text: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    ids: tuple[int, ...] | None = None
+    sort: str = "date"
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupChanges:
+    """A partial update of group flags; ``None`` leaves a field alone."""
+
+    status: str | None = None
+    is_public: bool | None = None
+    is_bookmarked: bool | None = None
+    has_seen: bool | None = None
+
+    def is_empty(self) -> bool:
+        return all(value is None for value in dataclasses.astuple(self))
+
+
+def epoch_seconds(moment: datetime) -> int:
+    """Whole Unix seconds of an aware datetime (the unit of cursor values)."""
+    return math.floor(moment.timestamp())
+
+
+def priority_score(times_seen: int, last_seen: datetime) -> int:
+    """Sentry's group score: ``log(times_seen) * 600 + last_seen`` in seconds."""
+    return int(math.log(max(times_seen, 1)) * 600 + last_seen.timestamp())
+
+
+def group_sort_key(group: Group, sort: str) -> int:
+    """The integer cursor key of ``group`` under ``sort``."""
+    if sort == "new":
+        return epoch_seconds(group.first_seen)
+    if sort == "freq":
+        return group.times_seen
+    if sort == "priority":
+        return group.score
+    return epoch_seconds(group.last_seen)
+
+
+@t.runtime_checkable
+class Storage(t.Protocol):
+    """What the API needs from a store. Ids are integers; datetimes are aware UTC."""
+
+    def init_schema(self) -> None:
+        """Create whatever the store needs that is missing (tables); idempotent."""
+        ...
+
+    # -- projects and keys -------------------------------------------------------------
+    def create_project(self, name: str, slug: str | None = None) -> Project:
+        """Create a project; ``slug`` defaults to a slugified, de-duplicated ``name``.
+
+        Raises :class:`Conflict` (field ``slug``) when an explicit slug is taken.
+        """
+
+    def get_project(self, project_id: int) -> Project | None: ...
+
+    def update_project(self, project_id: int, changes: t.Mapping[str, t.Any]) -> Project:
+        """Apply ``name``/``slug``/``is_public`` changes atomically (:class:`Conflict`)."""
+
+    def create_key(self, project_id: int, roles: int, label: str | None = None) -> ProjectKey:
+        """Create a key with fresh 32-hex public and secret keys."""
+
+    def get_key(self, public_key: str) -> ProjectKey | None: ...
+
+    def set_key_active(self, public_key: str, active: bool) -> bool:
+        """Enable or disable a key; False when no such key exists."""
+
+    # -- groups and events ---------------------------------------------------------------
+    def save_event(self, project_id: int, event: NewEvent) -> SavedEvent:
+        """Store an event in the group its ``group_hash`` names, creating it if new.
+
+        Updates the group's counters (``times_seen``, ``last_seen``, ``level``,
+        ``culprit``, user count), reopens a resolved group (a regression) and records
+        tag values, all in one transaction. An ``event_id`` already stored for the
+        project returns the stored event with ``created=False`` and changes nothing.
+        """
+
+    def get_group(self, group_id: int) -> Group | None: ...
+
+    def list_groups(self, project_id: int, query: GroupQuery, window: Window) -> list[Group]:
+        """Groups of the project matching ``query``, read by ``query.sort``'s key."""
+
+    def count_groups_with_key(self, project_id: int, query: GroupQuery, key: int) -> int:
+        """How many groups matching ``query`` have exactly sort key ``key``."""
+
+    def group_stats(
+        self, group_ids: t.Sequence[int], resolution: int, start: int, end: int
+    ) -> dict[int, dict[int, int]]:
+        """Event counts per group per bucket, for buckets of ``resolution`` seconds
+        (one of :data:`STAT_RESOLUTIONS`) whose start lies in ``[start, end]``; buckets
+        without events are absent. One query for all the groups."""
+        ...
+
+    def update_groups(self, project_id: int, query: GroupQuery, changes: GroupChanges) -> int:
+        """Apply ``changes`` to every selected group in one statement; returns how many
+        groups matched. Resolving stamps ``resolved_at`` where it was not resolved,
+        any other status clears it."""
+
+    def merge_groups(self, project_id: int, group_ids: t.Sequence[int]) -> tuple[int, list[int]]:
+        """Merge the groups into the one with most events; returns (parent, children)."""
+
+    def delete_groups(self, project_id: int, group_ids: t.Sequence[int]) -> int:
+        """Delete groups of the project with their events, notes and tag data."""
+
+    def list_events(self, group_id: int, window: Window) -> list[Event]:
+        """Events of a group keyed by row id (newest first when descending)."""
+
+    def get_event(self, event_id: int) -> Event | None: ...
+
+    def latest_event(self, group_id: int) -> Event | None: ...
+
+    def adjacent_events(self, event: Event) -> tuple[int | None, int | None]:
+        """(previous, next) event row ids within the event's group, by time then id."""
+
+    def list_notes(self, group_id: int, window: Window) -> list[Note]: ...
+
+    def create_note(self, group_id: int, text: str) -> Note: ...

@@ -1,0 +1,49 @@
+"""Packaging metadata for flask-sentry-api (build configuration lives in pyproject.toml)."""
+
+from pathlib import Path
+
+from setuptools import find_packages
+from setuptools import setup
+
+setup(
+    name="flask-sentry-api",
+    version="0.1.0",
+    description=(
+        "Sentry's Web API v0 and SDK ingestion endpoints as an installable Flask blueprint"
+    ),
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="BSD-3-Clause",
+    python_requires=">=3.10",
+    packages=find_packages(include=["flask_sentry_api", "flask_sentry_api.*"]),
+    package_data={"flask_sentry_api": ["py.typed"]},
+    include_package_data=True,
+    install_requires=[
+        "Flask>=3.0",
+        "Flask-SQLAlchemy>=3.1",
+        "SQLAlchemy>=2.0.14",
+        "marshmallow>=4.0",
+        "Flask-HTTPAuth>=4.8",
+    ],
+    extras_require={
+        "brotli": ["brotli>=1.0"],
+        "postgres": ["psycopg[binary]>=3.1"],
+        "test": [
+            "pytest>=8.0",
+            "pytest-flask>=1.3",
+            "hypothesis>=6.100",
+            "requests>=2.31",
+            "sentry-sdk>=2.0",
+            "raven>=6.10",
+            "brotli>=1.0",
+            "psycopg[binary]>=3.1",
+            "ruff>=0.5",
+        ],
+    },
+    classifiers=[
+        "Framework :: Flask",
+        "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: BSD License",
+        "Topic :: System :: Monitoring",
+    ],
+)

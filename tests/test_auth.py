@@ -1,0 +1,144 @@
+"""Project-key Basic auth (SPEC §3): 401 vs 403, roles, disabled keys, scoping."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from flask.testing import FlaskClient
+
+from flask_sentry_api.storage import ROLE_API
+from flask_sentry_api.storage import ROLE_STORE
+from flask_sentry_api.storage import Project
+from flask_sentry_api.storage import ProjectKey
+from flask_sentry_api.storage import Storage
+
+from .conftest import basic_auth
+
+NOT_PROVIDED = {"detail": "Authentication credentials were not provided."}
+
+
+def project_url(project: Project) -> str:
+    return f"/api/0/projects/{project.id}/"
+
+
+def assert_not_authenticated(response: object) -> None:
+    assert response.status_code == 401  # type: ignore[attr-defined]
+    assert response.get_json() == NOT_PROVIDED  # type: ignore[attr-defined]
+    assert response.headers["WWW-Authenticate"] == 'Basic realm="api"'  # type: ignore[attr-defined]
+    assert response.headers["Content-Type"] == "application/json"  # type: ignore[attr-defined]
+
+
+def test_valid_key_reads_its_project(
+    client: FlaskClient, project: Project, auth: dict[str, str]
+) -> None:
+    response = client.get(project_url(project), headers=auth)
+    assert response.status_code == 200
+    assert response.get_json()["id"] == str(project.id)
+
+
+def test_no_credentials(client: FlaskClient, project: Project) -> None:
+    assert_not_authenticated(client.get(project_url(project)))
+
+
+def test_unknown_key_and_wrong_secret_are_indistinguishable(
+    client: FlaskClient, project: Project, key: ProjectKey
+) -> None:
+    unknown = client.get(
+        project_url(project),
+        headers=basic_auth(
+            ProjectKey(0, project.id, "f" * 32, key.secret_key, 3, True, key.date_added)
+        ),
+    )
+    wrong_secret = client.get(project_url(project), headers=basic_auth(key, secret="0" * 32))
+    assert_not_authenticated(unknown)
+    assert_not_authenticated(wrong_secret)
+    assert unknown.data == wrong_secret.data
+    assert dict(unknown.headers) == dict(wrong_secret.headers)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Basic !!!not-base64!!!",
+        "Basic " + base64.b64encode(b"no-colon-here").decode(),
+        "Basic ",
+        "Bearer abc",
+        "Basic " + base64.b64encode(b"\xff\xfe:\xff").decode(),
+        "Basic " + base64.b64encode(b":").decode(),
+    ],
+)
+def test_malformed_authorization_headers_are_401(
+    client: FlaskClient, project: Project, header: str
+) -> None:
+    assert_not_authenticated(client.get(project_url(project), headers={"Authorization": header}))
+
+
+def test_disabled_key(
+    client: FlaskClient, project: Project, key: ProjectKey, storage: Storage
+) -> None:
+    storage.set_key_active(key.public_key, False)
+    response = client.get(project_url(project), headers=basic_auth(key))
+    assert response.status_code == 401
+    assert response.get_json() == {"detail": "Key is disabled"}
+    assert response.headers["WWW-Authenticate"] == 'Basic realm="api"'
+
+
+def test_key_without_web_api_role(client: FlaskClient, project: Project, storage: Storage) -> None:
+    store_only = storage.create_key(project.id, ROLE_STORE)
+    response = client.get(project_url(project), headers=basic_auth(store_only))
+    assert response.status_code == 403
+    assert response.get_json() == {"detail": "Key does not allow API access"}
+
+
+def test_other_projects_resource_is_403(
+    client: FlaskClient, other_project: Project, auth: dict[str, str], storage: Storage
+) -> None:
+    response = client.put(project_url(other_project), headers=auth, json={"name": "Mine now"})
+    assert response.status_code == 403
+    assert response.get_json() == {"detail": "You do not have permission to perform this action."}
+    assert storage.get_project(other_project.id).name == "Other"
+
+
+def test_nonexistent_project_of_another_id_is_403_not_404(
+    client: FlaskClient, auth: dict[str, str]
+) -> None:
+    # A key only reaches its own project: probing other ids reveals nothing.
+    assert client.get("/api/0/projects/999999/", headers=auth).status_code == 403
+
+
+def test_index_and_options_need_no_credentials(client: FlaskClient, project: Project) -> None:
+    assert client.get("/api/0/").status_code == 200
+    response = client.options(project_url(project))
+    assert response.status_code == 200
+    assert response.get_json()["methods"] == ["GET", "PUT", "HEAD", "OPTIONS"]
+
+
+def test_index_reports_what_valid_credentials_allow(
+    client: FlaskClient, project: Project, key: ProjectKey
+) -> None:
+    body = client.get("/api/0/", headers=basic_auth(key)).get_json()
+    assert body == {"version": "0", "auth": {"project": str(project.id), "roles": ["store", "api"]}}
+    assert client.get("/api/0/", headers=basic_auth(key, secret="x")).get_json() == {"version": "0"}
+
+
+def test_realm_is_configurable(project: Project) -> None:
+    from .conftest import make_app
+
+    app = make_app({"SENTRY_API_AUTH_REALM": "errors"})
+    response = app.test_client().get("/api/0/projects/1/")
+    assert response.headers["WWW-Authenticate"] == 'Basic realm="errors"'
+
+
+def test_secret_is_never_echoed(client: FlaskClient, project: Project, key: ProjectKey) -> None:
+    for response in (
+        client.get(project_url(project), headers=basic_auth(key)),
+        client.get(project_url(project), headers=basic_auth(key, secret="wrong")),
+        client.get("/api/0/", headers=basic_auth(key)),
+    ):
+        assert key.secret_key.encode() not in response.data
+
+
+def test_api_role_alone_is_enough(client: FlaskClient, project: Project, storage: Storage) -> None:
+    api_only = storage.create_key(project.id, ROLE_API)
+    assert client.get(project_url(project), headers=basic_auth(api_only)).status_code == 200

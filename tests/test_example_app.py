@@ -1,0 +1,111 @@
+"""The example host app: first start creates a demo project; ``flask run`` serves the API."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import typing as t
+from pathlib import Path
+
+import pytest
+import requests
+
+from example_app import create_app
+from flask_sentry_api import get_state
+
+ROOT = Path(__file__).resolve().parent.parent
+CURL_LINE = re.compile(r"curl -u ([0-9a-f]{32}):([0-9a-f]{32}) (\S+)")
+
+
+def test_first_start_creates_demo_project_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'demo.db'}")
+    app = create_app()
+    printed = capsys.readouterr().err
+    match = CURL_LINE.search(printed)
+    assert match, printed
+    public, secret, url = match.groups()
+    assert url == "http://127.0.0.1:5000/api/0/projects/1/"
+    assert f"http://{public}@127.0.0.1:5000/1" in printed
+    with app.app_context():
+        key = get_state(app).storage.get_key(public)
+        assert key is not None and key.secret_key == secret
+    create_app()  # a second start finds the project and prints no secret again
+    assert secret not in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def running_example(tmp_path: Path) -> t.Iterator[tuple[str, str, str]]:
+    """``flask --app example_app run`` as the README says, on a free port."""
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}"}
+    env["EXAMPLE_BASE_URL"] = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "example_app", "run", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        output = ""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not CURL_LINE.search(output):
+            output += process.stderr.readline()
+        match = CURL_LINE.search(output)
+        assert match, output
+        base = f"http://127.0.0.1:{port}"
+        while time.monotonic() < deadline:
+            try:
+                requests.get(base + "/api/0/", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        yield base, match.group(1), match.group(2)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+@pytest.mark.live
+def test_the_docs_curl_session_against_flask_run(running_example: tuple[str, str, str]) -> None:
+    base, public, secret = running_example
+    index = requests.get(f"{base}/api/0/", timeout=5)
+    assert index.status_code == 200
+    assert index.json() == {"version": "0"}
+    assert index.headers["Allow"] == "GET, HEAD, OPTIONS"
+    assert index.headers["Content-Language"] == "en"
+
+    project = requests.get(f"{base}/api/0/projects/1/", auth=(public, secret), timeout=5)
+    assert project.status_code == 200
+    assert project.json()["slug"] == "demo"
+
+    groups = requests.get(f"{base}/api/0/projects/1/groups/", auth=(public, secret), timeout=5)
+    assert groups.status_code == 200 and groups.json() == []
+    assert set(groups.links) == {"previous", "next"}
+
+    resolved = requests.put(
+        f"{base}/api/0/projects/1/groups/?status=unresolved",
+        json={"status": "resolved"},
+        auth=(public, secret),
+        timeout=5,
+    )
+    assert resolved.status_code == 200 and resolved.json() == {"status": "resolved"}
+
+    denied = requests.get(f"{base}/api/0/projects/1/", auth=(public, "0" * 32), timeout=5)
+    assert denied.status_code == 401
+    assert denied.headers["WWW-Authenticate"] == 'Basic realm="api"'

@@ -1,0 +1,204 @@
+"""The extension contract: two ways in, per-app state, settings read and validated once."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+
+import flask_sentry_api
+from flask_sentry_api import ConfigurationError
+from flask_sentry_api import SentryAPI
+from flask_sentry_api import SQLAlchemyStorage
+from flask_sentry_api import get_state
+from flask_sentry_api.config import DEFAULTS
+from flask_sentry_api.storage import ROLE_API
+from flask_sentry_api.storage import ProjectKey
+
+from .conftest import DATABASE_URL
+from .conftest import basic_auth
+
+
+def bare_app(**config: object) -> Flask:
+    app = Flask("host")
+    app.config.update(TESTING=True, SQLALCHEMY_DATABASE_URI=DATABASE_URL, **config)
+    return app
+
+
+def with_db(app: Flask) -> SQLAlchemy:
+    db = SQLAlchemy(app)
+    return db
+
+
+def test_init_app_registers_state_blueprint_and_cli() -> None:
+    app = bare_app()
+    with_db(app)
+    SentryAPI(app)
+    state = get_state(app)
+    assert isinstance(state.storage, SQLAlchemyStorage)
+    assert "sentry_api" in app.blueprints
+    assert "sentry-api" in app.cli.commands
+    rules = {rule.rule for rule in app.url_map.iter_rules()}
+    assert {"/api/0/", "/api/0/projects/<int:project_id>/", "/api/<int:project_id>/store/"} <= rules
+    assert "/api/<int:project_id>/envelope/" in rules
+
+
+def test_register_blueprint_gives_the_same_api() -> None:
+    via_extension, via_blueprint = bare_app(), bare_app()
+    with_db(via_extension)
+    with_db(via_blueprint)
+    SentryAPI(via_extension)
+    via_blueprint.register_blueprint(flask_sentry_api.blueprint)
+
+    def routes(app: Flask) -> set[tuple[str, str]]:
+        return {(rule.rule, rule.endpoint) for rule in app.url_map.iter_rules()}
+
+    assert routes(via_extension) == routes(via_blueprint)
+    assert isinstance(get_state(via_blueprint).storage, SQLAlchemyStorage)
+    for app in (via_extension, via_blueprint):
+        response = app.test_client().get("/api/0/")
+        assert response.status_code == 200
+        assert response.get_json() == {"version": "0"}
+
+
+def test_one_extension_serves_several_apps() -> None:
+    extension = SentryAPI()
+    first, second = bare_app(SENTRY_API_MAX_PAGE_SIZE=10), bare_app()
+    for app in (first, second):
+        with_db(app)
+        extension.init_app(app)
+    assert get_state(first).settings.max_page_size == 10
+    assert get_state(second).settings.max_page_size == 100
+    assert get_state(first).storage is not get_state(second).storage
+    assert not hasattr(extension, "app")
+
+
+def test_double_registration_is_a_clear_error() -> None:
+    app = bare_app()
+    with_db(app)
+    extension = SentryAPI(app)
+    with pytest.raises(RuntimeError, match="already registered"):
+        extension.init_app(app)
+    with pytest.raises(RuntimeError, match="already registered"):
+        SentryAPI(app)
+
+
+def test_defaults_are_written_back_to_config() -> None:
+    app = bare_app()
+    with_db(app)
+    SentryAPI(app)
+    for key, default in DEFAULTS.items():
+        assert app.config[key] == default
+
+
+def test_url_prefixes_are_configurable() -> None:
+    app = bare_app(SENTRY_API_URL_PREFIX="/sentry/api/0", SENTRY_API_INGEST_URL_PREFIX="/ingest")
+    with_db(app)
+    SentryAPI(app)
+    client = app.test_client()
+    assert client.get("/sentry/api/0/").get_json() == {"version": "0"}
+    assert client.get("/api/0/").status_code == 404
+    assert "/ingest/<int:project_id>/store/" in {r.rule for r in app.url_map.iter_rules()}
+
+
+def test_register_blueprint_with_its_own_prefix() -> None:
+    app = bare_app()
+    with_db(app)
+    app.register_blueprint(flask_sentry_api.blueprint, url_prefix="/v0")
+    assert app.test_client().get("/v0/").get_json() == {"version": "0"}
+
+
+def test_missing_flask_sqlalchemy_names_the_setting() -> None:
+    with pytest.raises(ConfigurationError, match="SENTRY_API_STORAGE"):
+        SentryAPI(bare_app())
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("SENTRY_API_MAX_PAGE_SIZE", 0),
+        ("SENTRY_API_MAX_PAGE_SIZE", "100"),
+        ("SENTRY_API_DEFAULT_PAGE_SIZE", 500),
+        ("SENTRY_API_MAX_BODY_SIZE", -1),
+        ("SENTRY_API_MAX_BODY_SIZE", True),
+        ("SENTRY_API_URL_PREFIX", "api/0"),
+        ("SENTRY_API_URL_PREFIX", "/api/0/"),
+        ("SENTRY_API_INGEST_URL_PREFIX", 7),
+        ("SENTRY_API_PERMALINK_TEMPLATE", "{base_url}/{nope}/"),
+        ("SENTRY_API_PERMALINK_TEMPLATE", "/relative/{group_id}/"),
+        ("SENTRY_API_PERMALINK_TEMPLATE", "{base_url/"),
+        ("SENTRY_API_AUTH_REALM", 'a"b'),
+        ("SENTRY_API_AUTH_REALM", ""),
+        ("SENTRY_API_TABLE_PREFIX", "drop table;"),
+        ("SENTRY_API_STORAGE", "no_such_module:storage"),
+        ("SENTRY_API_STORAGE", "not an import string"),
+        ("SENTRY_API_STORAGE", object()),
+        ("SENTRY_API_KEY_LOOKUP", "flask_sentry_api:no_such_name"),
+        ("SENTRY_API_KEY_LOOKUP", 42),
+        ("SENTRY_API_MAX_BULK_IDS", 0),
+        ("SENTRY_API_STATS_MAX_BUCKETS", 1.5),
+    ],
+)
+def test_bad_settings_fail_at_start_up_naming_the_key(key: str, value: object) -> None:
+    app = bare_app(**{key: value})
+    with_db(app)
+    with pytest.raises(ConfigurationError, match=key):
+        SentryAPI(app)
+
+
+def test_storage_and_key_lookup_from_import_strings() -> None:
+    app = bare_app(
+        SENTRY_API_STORAGE="tests.test_extension:storage_factory",
+        SENTRY_API_KEY_LOOKUP="tests.test_extension:lookup_nothing",
+    )
+    SentryAPI(app)
+    state = get_state(app)
+    assert state.storage is FACTORY_STORAGE
+    assert state.key_lookup is lookup_nothing
+
+
+def test_constructor_arguments_win_over_config() -> None:
+    other = new_memory_storage()
+    app = bare_app(SENTRY_API_STORAGE="tests.test_extension:storage_factory")
+    SentryAPI(app, storage=other, key_lookup=lookup_nothing)
+    assert get_state(app).storage is other
+    assert get_state(app).key_lookup is lookup_nothing
+
+
+def test_injected_key_lookup_is_what_authenticates() -> None:
+    host_keys: dict[str, ProjectKey] = {}
+    app = bare_app()
+    with_db(app)
+    SentryAPI(app, key_lookup=host_keys.get)
+    with app.app_context():
+        storage = get_state(app).storage
+        storage.init_schema()
+        project = storage.create_project("Web")
+        stored = storage.create_key(project.id, ROLE_API)
+    client = app.test_client()
+    url = f"/api/0/projects/{project.id}/"
+    # The storage knows the key, but the host's lookup decides: unknown to it, so 401.
+    assert client.get(url, headers=basic_auth(stored)).status_code == 401
+    host_keys[stored.public_key] = stored
+    assert client.get(url, headers=basic_auth(stored)).status_code == 200
+
+
+# -- objects the import-string tests resolve ----------------------------------------------
+
+
+def lookup_nothing(public_key: str) -> None:
+    return None
+
+
+def new_memory_storage() -> object:
+    from flask_sentry_api.memory_storage import MemoryStorage
+
+    return MemoryStorage()
+
+
+FACTORY_STORAGE = new_memory_storage()
+
+
+def storage_factory(app: Flask) -> object:
+    assert isinstance(app, Flask)
+    return FACTORY_STORAGE
