@@ -55,6 +55,9 @@ def _register_routes() -> None:
     from . import event_views
     from . import group_views
     from . import project_views
+    from . import release_views
+    from . import stats_views
+    from . import tag_views
     from .views import IndexView
     from .views import NotFoundView
 
@@ -72,6 +75,29 @@ def _register_routes() -> None:
     )
     _add("/groups/<int:group_id>/notes/", group_views.GroupNotesView.as_view("group_notes"))
     _add("/events/<int:event_id>/", event_views.EventDetailsView.as_view("event_details"))
+    _add("/groups/<int:group_id>/stats/", stats_views.GroupStatsView.as_view("group_stats"))
+    _add("/groups/<int:group_id>/tags/", tag_views.GroupTagsView.as_view("group_tags"))
+    _add(
+        "/groups/<int:group_id>/tags/<key>/values/",
+        tag_views.GroupTagValuesView.as_view("group_tag_values"),
+    )
+    _add("/projects/<int:project_id>/stats/", stats_views.ProjectStatsView.as_view("project_stats"))
+    _add(
+        "/projects/<int:project_id>/releases/",
+        release_views.ProjectReleasesView.as_view("project_releases"),
+    )
+    _add(
+        "/projects/<int:project_id>/releases/<version>/",
+        release_views.ReleaseDetailsView.as_view("release_details"),
+    )
+    _add(
+        "/projects/<int:project_id>/tags/<key>/",
+        tag_views.ProjectTagKeyView.as_view("project_tag_key"),
+    )
+    _add(
+        "/projects/<int:project_id>/tags/<key>/values/",
+        tag_views.ProjectTagValuesView.as_view("project_tag_values"),
+    )
     _add("/<path:unknown>", NotFoundView.as_view("not_found"))
 
 

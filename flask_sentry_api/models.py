@@ -146,14 +146,16 @@ def _declare(base: t.Any, prefix: str) -> Models:
             "score": mapped_column(sa.BigInteger, nullable=False, default=0),
             "__table_args__": (
                 sa.UniqueConstraint("project_id", "hash", name=f"{p}group_project_hash_key"),
-                # One index per list ordering: project + status + sort key + id, so a page
-                # is an index range scan at any depth; the status-free date index serves
-                # `query=` (every status), the default of hosts that show all groups.
-                sa.Index(f"{p}group_status_last_seen", "project_id", "status", "last_seen", "id"),
-                sa.Index(f"{p}group_status_first_seen", "project_id", "status", "first_seen", "id"),
-                sa.Index(f"{p}group_status_times_seen", "project_id", "status", "times_seen", "id"),
-                sa.Index(f"{p}group_status_score", "project_id", "status", "score", "id"),
-                sa.Index(f"{p}group_last_seen", "project_id", "last_seen", "id"),
+                # One index per list ordering, with and without the status filter
+                # (`query=` lists every status): a page is an index range scan at any depth.
+                *(
+                    sa.Index(f"{p}group_status_{column}", "project_id", "status", column, "id")
+                    for column in ("last_seen", "first_seen", "times_seen", "score")
+                ),
+                *(
+                    sa.Index(f"{p}group_{column}", "project_id", column, "id")
+                    for column in ("last_seen", "first_seen", "times_seen", "score")
+                ),
             ),
         },
     )
@@ -222,7 +224,8 @@ def _declare(base: t.Any, prefix: str) -> Models:
                 sa.UniqueConstraint(
                     "project_id", "key", "value", name=f"{p}tag_value_project_key_value_key"
                 ),
-                sa.Index(f"{p}tag_value_project_key_id", "project_id", "key", "id"),
+                # Values are listed most seen first.
+                sa.Index(f"{p}tag_value_by_count", "project_id", "key", "times_seen", "id"),
             ),
         },
     )
@@ -237,7 +240,7 @@ def _declare(base: t.Any, prefix: str) -> Models:
                 sa.UniqueConstraint(
                     "group_id", "key", "value", name=f"{p}group_tag_value_group_key_value_key"
                 ),
-                sa.Index(f"{p}group_tag_value_group_key_id", "group_id", "key", "id"),
+                sa.Index(f"{p}group_tag_value_by_count", "group_id", "key", "times_seen", "id"),
                 sa.Index(f"{p}group_tag_value_project_key_value", "project_id", "key", "value"),
             ),
         },

@@ -239,3 +239,54 @@ class NoteCreateSchema(CamelCaseSchema):
         if not data["text"].strip():
             raise ValidationError("Must not be blank.", "text")
         return data
+
+
+# -- releases and tags -------------------------------------------------------------------
+
+
+class ReleaseSchema(CamelCaseSchema):
+    version = fields.String()
+    date_created = APIDateTime()
+    first_event = APIDateTime()
+    last_event = APIDateTime()
+    new_groups = fields.Integer()
+
+
+class ReleaseCreateSchema(CamelCaseSchema):
+    # Versions appear in URLs (`releases/<version>/`), so no slashes or blanks; the rest of
+    # real-world version strings (1.2.0+build, my-app@2.0, a git sha) is allowed.
+    version = fields.String(
+        required=True,
+        validate=[
+            validate.Length(min=1, max=200),
+            validate.Regexp(
+                r"^[^/\s\x00-\x1f\x7f]+\Z",
+                error="Must not contain slashes, whitespace or control characters.",
+            ),
+            validate.NoneOf([".", "..", "latest"], error="This version name is reserved."),
+        ],
+    )
+
+
+class TagValueSchema(CamelCaseSchema):
+    key = fields.String()
+    name = fields.Function(lambda tag: tag_label(tag.key))
+    value = fields.String()
+    count = fields.Integer(attribute="times_seen")
+    first_seen = APIDateTime()
+    last_seen = APIDateTime()
+
+
+class TagKeySchema(CamelCaseSchema):
+    key = fields.String()
+    name = fields.Function(lambda summary: tag_label(summary.key))
+    unique_values = fields.Integer()
+    total_values = fields.Integer()
+    top_values = fields.List(
+        fields.Nested(TagValueSchema(only=("value", "count", "first_seen", "last_seen")))
+    )
+
+
+def tag_label(key: str) -> str:
+    """A tag key's human name, as Sentry shows it (``server_name`` -> ``Server Name``)."""
+    return key.removeprefix("sentry:").replace("_", " ").title()

@@ -23,9 +23,7 @@ from sqlalchemy.dialects import sqlite
 from . import storage as s
 from .models import Models
 from .models import build_models
-
-if t.TYPE_CHECKING:
-    from .pagination import Window
+from .pagination import Window
 
 UTC = timezone.utc
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
@@ -44,6 +42,38 @@ def _from_epoch(seconds: int) -> datetime:
         return datetime.fromtimestamp(seconds, UTC)
     except (OverflowError, OSError, ValueError):
         return _MAX_DATETIME if seconds > 0 else datetime.min.replace(tzinfo=UTC)
+
+
+def _key_bound(column: t.Any, op: str | None, value: int, *, seconds: bool = False) -> t.Any:
+    """``key <op> value``, kept a range on the indexed ``column``.
+
+    With ``seconds``, the key is whole Unix seconds of a datetime column, so the bounds
+    become second boundaries rather than a computed expression the index cannot serve.
+    """
+    if op is None:
+        return sa.true()
+    if not seconds:
+        return {"<=": column <= value, "==": column == value, ">": column > value}[op]
+    start, end = _from_epoch(value), _from_epoch(value + 1)
+    if op == "<=":
+        return column < end
+    if op == ">":
+        return column >= end
+    return sa.and_(column >= start, column < end)
+
+
+def _keyset(
+    stmt: t.Any, window: Window, column: t.Any, tiebreak: t.Any = None, *, seconds: bool = False
+) -> t.Any:
+    """Apply a pagination :class:`Window`: bound, ``(column, tiebreak)`` order, offset, limit."""
+    columns = (column,) if tiebreak is None else (column, tiebreak)
+    order = [c.desc() if window.descending else c.asc() for c in columns]
+    return (
+        stmt.where(_key_bound(column, window.op, window.value, seconds=seconds))
+        .order_by(*order)
+        .offset(window.offset)
+        .limit(window.limit)
+    )
 
 
 def slugify(name: str) -> str:
@@ -494,59 +524,36 @@ class SQLAlchemyStorage:
             )
         return conditions
 
-    def _key_condition(self, sort: str, op: str | None, value: int) -> t.Any:
-        """``sort key <op> value`` on the column behind the sort, index-friendly."""
+    def _sort_column(self, sort: str) -> tuple[t.Any, bool]:
+        """The column behind a group sort, and whether its key is whole seconds of it."""
         Group = self.models.Group
-        if op is None:
-            return sa.true()
         if sort in _INTEGER_SORT_COLUMNS:
-            column = getattr(Group, _INTEGER_SORT_COLUMNS[sort])
-            return {"<=": column <= value, "==": column == value, ">": column > value}[op]
-        # Datetime keys are whole seconds: compare against second boundaries so the
-        # condition stays a range on the indexed column.
-        column = getattr(Group, _DATETIME_SORT_COLUMNS.get(sort, "last_seen"))
-        start, end = _from_epoch(value), _from_epoch(value + 1)
-        if op == "<=":
-            return column < end
-        if op == ">":
-            return column >= end
-        return sa.and_(column >= start, column < end)
-
-    def _sort_columns(self, sort: str) -> tuple[t.Any, t.Any]:
-        Group = self.models.Group
-        name = _INTEGER_SORT_COLUMNS.get(sort) or _DATETIME_SORT_COLUMNS.get(sort, "last_seen")
-        return getattr(Group, name), Group.id
+            return getattr(Group, _INTEGER_SORT_COLUMNS[sort]), False
+        return getattr(Group, _DATETIME_SORT_COLUMNS.get(sort, "last_seen")), True
 
     @_translating_errors
     def list_groups(self, project_id: int, query: s.GroupQuery, window: Window) -> list[s.Group]:
         Group = self.models.Group
-        column, tiebreak = self._sort_columns(query.sort)
-        order = (
-            (column.desc(), tiebreak.desc())
-            if window.descending
-            else (column.asc(), tiebreak.asc())
-        )
-        stmt = (
-            sa.select(Group)
-            .where(
-                *self._group_conditions(project_id, query),
-                self._key_condition(query.sort, window.op, window.value),
-            )
-            .order_by(*order)
-            .offset(window.offset)
-            .limit(window.limit)
+        column, seconds = self._sort_column(query.sort)
+        stmt = _keyset(
+            sa.select(Group).where(*self._group_conditions(project_id, query)),
+            window,
+            column,
+            Group.id,
+            seconds=seconds,
         )
         return [self._group(row) for row in self.session.scalars(stmt)]
 
     @_translating_errors
     def count_groups_with_key(self, project_id: int, query: s.GroupQuery, key: int) -> int:
         Group = self.models.Group
+        column, seconds = self._sort_column(query.sort)
         stmt = (
             sa.select(sa.func.count())
             .select_from(Group)
             .where(
                 *self._group_conditions(project_id, query),
-                self._key_condition(query.sort, "==", key),
+                _key_bound(column, "==", key, seconds=seconds),
             )
         )
         return int(self.session.scalar(stmt) or 0)
@@ -745,26 +752,10 @@ class SQLAlchemyStorage:
         return self.get_group(group_id)
 
     # -- events and notes --------------------------------------------------------------------
-    def _by_id_window(self, model: t.Any, condition: t.Any, window: Window) -> t.Any:
-        column = model.id
-        bound = {
-            None: sa.true(),
-            "<=": column <= window.value,
-            "==": column == window.value,
-            ">": column > window.value,
-        }[window.op]
-        return (
-            sa.select(model)
-            .where(condition, bound)
-            .order_by(column.desc() if window.descending else column.asc())
-            .offset(window.offset)
-            .limit(window.limit)
-        )
-
     @_translating_errors
     def list_events(self, group_id: int, window: Window) -> list[s.Event]:
         Event = self.models.Event
-        stmt = self._by_id_window(Event, Event.group_id == group_id, window)
+        stmt = _keyset(sa.select(Event).where(Event.group_id == group_id), window, Event.id)
         return [self._event(row) for row in self.session.scalars(stmt)]
 
     @_translating_errors
@@ -812,7 +803,7 @@ class SQLAlchemyStorage:
     @_translating_errors
     def list_notes(self, group_id: int, window: Window) -> list[s.Note]:
         Note = self.models.Note
-        stmt = self._by_id_window(Note, Note.group_id == group_id, window)
+        stmt = _keyset(sa.select(Note).where(Note.group_id == group_id), window, Note.id)
         return [self._note(row) for row in self.session.scalars(stmt)]
 
     @_translating_errors
@@ -825,6 +816,140 @@ class SQLAlchemyStorage:
         )
         self.session.commit()
         return self._note(row)
+
+    # -- releases ------------------------------------------------------------------------
+    @_translating_errors
+    def list_releases(self, project_id: int, window: Window) -> list[s.Release]:
+        Release = self.models.Release
+        stmt = _keyset(
+            sa.select(Release).where(Release.project_id == project_id), window, Release.id
+        )
+        return [self._release(row) for row in self.session.scalars(stmt)]
+
+    @_translating_errors
+    def create_release(self, project_id: int, version: str) -> s.Release:
+        Release = self.models.Release
+        created = self.session.execute(
+            self._insert(Release)
+            .values(project_id=project_id, version=version, date_created=_now(), new_groups=0)
+            .on_conflict_do_nothing(index_elements=["project_id", "version"])
+            .returning(Release.id)
+        ).scalar()
+        self.session.commit()
+        if created is None:
+            raise s.Conflict("version", "A release with this version already exists.")
+        release = self.get_release(project_id, version)
+        assert release is not None
+        return release
+
+    @_translating_errors
+    def get_release(self, project_id: int, version: str) -> s.Release | None:
+        Release = self.models.Release
+        row = self.session.scalar(
+            sa.select(Release).where(Release.project_id == project_id, Release.version == version)
+        )
+        return self._release(row) if row is not None else None
+
+    @_translating_errors
+    def delete_release(self, project_id: int, version: str) -> bool:
+        Release = self.models.Release
+        result = self.session.execute(
+            sa.delete(Release).where(Release.project_id == project_id, Release.version == version)
+        )
+        self.session.commit()
+        return bool(result.rowcount)
+
+    # -- tags ----------------------------------------------------------------------------
+    @_translating_errors
+    def group_tag_keys(self, group_id: int, top: int) -> list[s.TagKeySummary]:
+        GTV = self.models.GroupTagValue
+        totals = self.session.execute(
+            sa.select(GTV.key, sa.func.count(), sa.func.sum(GTV.times_seen))
+            .where(GTV.group_id == group_id)
+            .group_by(GTV.key)
+            .order_by(GTV.key)
+        ).all()
+        rank = (
+            sa.func.row_number()
+            .over(partition_by=GTV.key, order_by=(GTV.times_seen.desc(), GTV.id.desc()))
+            .label("rank")
+        )
+        ranked = sa.select(GTV, rank).where(GTV.group_id == group_id).subquery()
+        top_rows = self.session.execute(
+            sa.select(ranked).where(ranked.c.rank <= top).order_by(ranked.c.key, ranked.c.rank)
+        ).all()
+        tops: dict[str, list[s.TagValue]] = {}
+        for row in top_rows:
+            tops.setdefault(row.key, []).append(self._tag_value(row))
+        return [
+            s.TagKeySummary(
+                key=key,
+                unique_values=int(unique),
+                total_values=int(total or 0),
+                top_values=tuple(tops.get(key, ())),
+            )
+            for key, unique, total in totals
+        ]
+
+    def _tag_values_source(self, project_id: int, key: str, group_id: int | None) -> t.Any:
+        if group_id is None:
+            TV = self.models.TagValue
+            return TV, [TV.project_id == project_id, TV.key == key]
+        GTV = self.models.GroupTagValue
+        return GTV, [GTV.group_id == group_id, GTV.project_id == project_id, GTV.key == key]
+
+    @_translating_errors
+    def list_tag_values(
+        self, project_id: int, key: str, window: Window, group_id: int | None = None
+    ) -> list[s.TagValue]:
+        model, conditions = self._tag_values_source(project_id, key, group_id)
+        stmt = _keyset(sa.select(model).where(*conditions), window, model.times_seen, model.id)
+        return [self._tag_value(row) for row in self.session.scalars(stmt)]
+
+    @_translating_errors
+    def count_tag_values_with_key(
+        self, project_id: int, key: str, times_seen: int, group_id: int | None = None
+    ) -> int:
+        model, conditions = self._tag_values_source(project_id, key, group_id)
+        stmt = (
+            sa.select(sa.func.count())
+            .select_from(model)
+            .where(*conditions, model.times_seen == times_seen)
+        )
+        return int(self.session.scalar(stmt) or 0)
+
+    @_translating_errors
+    def delete_tag_key(self, project_id: int, key: str) -> bool:
+        TV, GTV = self.models.TagValue, self.models.GroupTagValue
+        deleted = self.session.execute(
+            sa.delete(TV).where(TV.project_id == project_id, TV.key == key)
+        ).rowcount
+        deleted += self.session.execute(
+            sa.delete(GTV).where(GTV.project_id == project_id, GTV.key == key)
+        ).rowcount
+        if key == "user":
+            Group = self.models.Group
+            self.session.execute(
+                sa.update(Group).where(Group.project_id == project_id).values(user_count=0)
+            )
+        self.session.commit()
+        return bool(deleted)
+
+    # -- stats ---------------------------------------------------------------------------
+    @_translating_errors
+    def project_stats(
+        self, project_id: int, resolution: int, start: int, end: int
+    ) -> dict[int, int]:
+        ProjectStat = self.models.ProjectStat
+        rows = self.session.execute(
+            sa.select(ProjectStat.bucket, ProjectStat.count).where(
+                ProjectStat.project_id == project_id,
+                ProjectStat.resolution == resolution,
+                ProjectStat.bucket >= start,
+                ProjectStat.bucket <= end,
+            )
+        )
+        return {int(bucket): int(count) for bucket, count in rows}
 
     # -- row -> record -----------------------------------------------------------------------
     @staticmethod
@@ -900,6 +1025,29 @@ class SQLAlchemyStorage:
             user=row.user,
             tags=tuple((str(k), str(v)) for k, v in (row.tags or [])),
             data=row.data or {},
+        )
+
+    @staticmethod
+    def _release(row: t.Any) -> s.Release:
+        return s.Release(
+            id=row.id,
+            project_id=row.project_id,
+            version=row.version,
+            date_created=_aware(row.date_created),
+            first_event=_aware(row.first_event) if row.first_event is not None else None,
+            last_event=_aware(row.last_event) if row.last_event is not None else None,
+            new_groups=int(row.new_groups),
+        )
+
+    @staticmethod
+    def _tag_value(row: t.Any) -> s.TagValue:
+        return s.TagValue(
+            id=row.id,
+            key=row.key,
+            value=row.value,
+            times_seen=int(row.times_seen),
+            first_seen=_aware(row.first_seen),
+            last_seen=_aware(row.last_seen),
         )
 
     @staticmethod

@@ -138,6 +138,40 @@ class Note:
 
 
 @dataclasses.dataclass(frozen=True)
+class Release:
+    id: int
+    project_id: int
+    version: str
+    date_created: datetime
+    first_event: datetime | None
+    last_event: datetime | None
+    #: Groups whose first event carried this release.
+    new_groups: int
+
+
+@dataclasses.dataclass(frozen=True)
+class TagValue:
+    """How often one tag value was seen (in a project, or in one group)."""
+
+    id: int
+    key: str
+    value: str
+    times_seen: int
+    first_seen: datetime
+    last_seen: datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class TagKeySummary:
+    """One tag key of a group: distinct values, events counted, and the top values."""
+
+    key: str
+    unique_values: int
+    total_values: int
+    top_values: tuple[TagValue, ...]
+
+
+@dataclasses.dataclass(frozen=True)
 class NewEvent:
     """An event as ingestion (or a test) hands it to :meth:`Storage.save_event`."""
 
@@ -298,3 +332,48 @@ class Storage(t.Protocol):
     def list_notes(self, group_id: int, window: Window) -> list[Note]: ...
 
     def create_note(self, group_id: int, text: str) -> Note: ...
+
+    # -- releases --------------------------------------------------------------------------
+    def list_releases(self, project_id: int, window: Window) -> list[Release]:
+        """Releases of the project keyed by row id (newest first when descending)."""
+        ...
+
+    def create_release(self, project_id: int, version: str) -> Release:
+        """Create a release; :class:`Conflict` (field ``version``) if it exists."""
+        ...
+
+    def get_release(self, project_id: int, version: str) -> Release | None: ...
+
+    def delete_release(self, project_id: int, version: str) -> bool:
+        """Delete a release; False when there is none."""
+        ...
+
+    # -- tags ------------------------------------------------------------------------------
+    def group_tag_keys(self, group_id: int, top: int) -> list[TagKeySummary]:
+        """Every tag key of the group with its ``top`` most frequent values, read from
+        the aggregates kept at ingestion (not by scanning events)."""
+        ...
+
+    def list_tag_values(
+        self, project_id: int, key: str, window: Window, group_id: int | None = None
+    ) -> list[TagValue]:
+        """Values of a tag key in the project (or in one group), most seen first: keyed by
+        ``times_seen``, ties by id."""
+        ...
+
+    def count_tag_values_with_key(
+        self, project_id: int, key: str, times_seen: int, group_id: int | None = None
+    ) -> int:
+        """How many of those values were seen exactly ``times_seen`` times."""
+        ...
+
+    def delete_tag_key(self, project_id: int, key: str) -> bool:
+        """Delete a tag key's values from the project and its groups; False if unknown."""
+        ...
+
+    # -- stats -----------------------------------------------------------------------------
+    def project_stats(
+        self, project_id: int, resolution: int, start: int, end: int
+    ) -> dict[int, int]:
+        """Event counts of the project per bucket, like :meth:`group_stats`."""
+        ...

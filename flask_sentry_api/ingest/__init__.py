@@ -1,0 +1,1 @@
+"""Event ingestion: parse, decode and normalise what Sentry SDKs send."""

@@ -1,0 +1,133 @@
+"""Parse the Sentry client credentials of an ingestion request (header or query string).
+
+Only parsing happens here: the view looks the public key up, checks the secret, the key's
+roles and the project. Every failure is an :class:`~flask_sentry_api.errors.APIError`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..errors import AuthenticationFailed
+from ..errors import BadRequest
+
+#: Protocol versions Sentry SDKs have sent; 7 is every current SDK, 6 is raven-python.
+SUPPORTED_VERSIONS: tuple[str, ...] = ("2.0", "3", "4", "5", "6", "7")
+#: Browsers send only ``sentry_key`` in the query string and mean the current protocol.
+DEFAULT_QUERY_VERSION = "7"
+#: Same text as for an unknown key, so the view can answer both with one message.
+INVALID_KEY = "Invalid api key"
+
+_KEY_RE = re.compile(r"[0-9a-fA-F]{32}")
+_SCHEME_RE = re.compile(r"sentry\s+(.*)", re.IGNORECASE | re.DOTALL)
+_MAX_SECRET = 128
+_MAX_CLIENT = 200
+
+
+@dataclass(frozen=True)
+class SentryAuth:
+    """The credentials of one ingestion request."""
+
+    #: Lower-case 32-hex public key.
+    public_key: str
+    #: Sent by raven and by SDKs configured with a legacy DSN; ``None`` otherwise.
+    secret_key: str | None
+    #: One of :data:`SUPPORTED_VERSIONS`.
+    version: str
+    #: ``sentry_client`` (``raven-python/6.10.0``), cut to 200 characters; the view may
+    #: fall back to ``User-Agent``.
+    client: str | None
+
+
+def parse_sentry_auth(headers: Mapping[str, str], args: Mapping[str, str]) -> SentryAuth:
+    """Read the credentials from ``X-Sentry-Auth``, ``Authorization`` or the query string.
+
+    :param headers: the request headers (case-insensitive lookups are done here too, so a
+        plain ``dict`` works).
+    :param args: the query-string parameters.
+    :raises AuthenticationFailed: no credentials, no ``sentry_key``, or a malformed key or
+        secret.
+    :raises BadRequest: a missing or unsupported ``sentry_version`` in a header.
+    """
+    for name in ("X-Sentry-Auth", "Authorization"):
+        value = _header(headers, name)
+        match = _SCHEME_RE.match(value.strip()) if value else None
+        if match:
+            fields = _parse_header_fields(match.group(1))
+            from_query = False
+            break
+    else:
+        fields = {
+            name[len("sentry_") :]: str(args[name])
+            for name in ("sentry_key", "sentry_version", "sentry_secret", "sentry_client")
+            if args.get(name) is not None
+        }
+        if not fields:
+            raise AuthenticationFailed("Missing authentication: send X-Sentry-Auth or sentry_key.")
+        from_query = True
+
+    key = fields.get("key", "")
+    if not key:
+        raise AuthenticationFailed("Missing sentry_key in the authentication credentials.")
+    if not _KEY_RE.fullmatch(key):
+        raise AuthenticationFailed(INVALID_KEY)
+
+    secret = fields.get("secret") or None
+    if secret is not None and len(secret) > _MAX_SECRET:
+        raise AuthenticationFailed(INVALID_KEY)
+
+    client = fields.get("client") or None
+    return SentryAuth(
+        public_key=key.lower(),
+        secret_key=secret,
+        version=_version(fields.get("version"), from_query=from_query),
+        client=client[:_MAX_CLIENT] if client else None,
+    )
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        # Werkzeug's headers ignore case, a plain dict does not.
+        lowered = name.lower()
+        for key, candidate in headers.items():
+            if key.lower() == lowered:
+                return candidate
+    return value
+
+
+def _parse_header_fields(params: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for part in params.split(","):
+        name, sep, value = part.partition("=")
+        if not sep:
+            continue
+        name = name.strip().lower()
+        # Relay accepts the names with and without the prefix; so do we.
+        if name.startswith("sentry_"):
+            name = name[len("sentry_") :]
+        fields.setdefault(name, _unquote(value.strip()))
+    return fields
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1].strip()
+    return value
+
+
+def _version(value: str | None, *, from_query: bool) -> str:
+    if not value:
+        if from_query:
+            return DEFAULT_QUERY_VERSION
+        raise BadRequest("Missing sentry_version in the authentication header.")
+    version = "2.0" if value == "2" else value
+    if version not in SUPPORTED_VERSIONS:
+        shown = value if len(value) <= 20 else value[:20] + "..."
+        raise BadRequest(
+            f'Client/server version mismatch: Unsupported protocol version "{shown}" '
+            f"(supported: {', '.join(SUPPORTED_VERSIONS)})."
+        )
+    return version
