@@ -24,6 +24,7 @@ setup(
         "SQLAlchemy>=2.0.14",
         "marshmallow>=4.0",
         "Flask-HTTPAuth>=4.8",
+        "alembic>=1.13",
     ],
     extras_require={
         "brotli": ["brotli>=1.0"],

@@ -64,7 +64,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print one JS
 
 @cli.command("init-db")
 def init_db() -> None:
-    """Create the storage's tables if they are missing."""
+    """Create the storage's tables, or migrate them to this version of the package."""
     _storage()
     click.echo("Tables are ready.")
 

@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 
 from . import storage as s
+from .migrate import upgrade
 from .models import Models
 from .models import build_models
 from .pagination import Window
@@ -115,6 +116,7 @@ class SQLAlchemyStorage:
 
     def __init__(self, db: t.Any, *, table_prefix: str = "sentry_") -> None:
         self.db = db
+        self.table_prefix = table_prefix
         self.models: Models = build_models(db, table_prefix)
 
     # -- plumbing ------------------------------------------------------------------------
@@ -140,7 +142,11 @@ class SQLAlchemyStorage:
 
     @_translating_errors
     def init_schema(self) -> None:
-        self.db.metadata.create_all(bind=self.session.get_bind(), tables=self.models.tables)
+        """Migrate the tables to the current revision, creating them on a new database."""
+        engine = self.session.get_bind()
+        upgrade(engine, self.table_prefix)
+        # Tables dropped outside the migrations (db.drop_all() in a host's tests) come back.
+        self.db.metadata.create_all(bind=engine, tables=self.models.tables)
 
     # -- projects and keys -----------------------------------------------------------------
     @_translating_errors

@@ -1,0 +1,64 @@
+"""Schema migrations of the default storage's tables, with the packaged Alembic environment.
+
+The storage keeps its own version table (``<prefix>alembic_version``), so it never mixes
+with a host's own Alembic history.
+"""
+
+from __future__ import annotations
+
+import functools
+import typing as t
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+#: The first revision: the schema of tables created before migrations were tracked.
+BASELINE = "0001"
+
+
+def alembic_config(connection: sa.Connection, table_prefix: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
+    config.attributes.update(
+        connection=connection,
+        table_prefix=table_prefix,
+        version_table=f"{table_prefix}alembic_version",
+    )
+    return config
+
+
+@functools.cache
+def head_revision() -> str:
+    script = ScriptDirectory(str(Path(__file__).with_name("migrations")))
+    return t.cast(str, script.get_current_head())
+
+
+def current_revision(connection: sa.Connection, table_prefix: str) -> str | None:
+    version_table = f"{table_prefix}alembic_version"
+    if not sa.inspect(connection).has_table(version_table):
+        return None
+    return connection.execute(sa.text(f"SELECT version_num FROM {version_table}")).scalar()
+
+
+def upgrade(engine: sa.Engine, table_prefix: str, revision: str = "head") -> None:
+    """Bring the tables to ``revision``.
+
+    Tables that exist without a version table (made by ``db.create_all()``) are taken to be
+    at the baseline revision and upgraded from there.
+    """
+    with engine.begin() as connection:
+        current = current_revision(connection, table_prefix)
+        if revision == "head" and current == head_revision():
+            return  # the common case at every start-up: nothing to load or run
+        config = alembic_config(connection, table_prefix)
+        if current is None and sa.inspect(connection).has_table(f"{table_prefix}project"):
+            command.stamp(config, BASELINE)
+        command.upgrade(config, revision)
+
+
+def downgrade(engine: sa.Engine, table_prefix: str, revision: str) -> None:
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection, table_prefix), revision)

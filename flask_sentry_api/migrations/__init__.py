@@ -1,0 +1,1 @@
+"""The default storage's Alembic migration environment (``flask sentry-api upgrade``)."""
