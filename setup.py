@@ -16,7 +16,9 @@ setup(
     license="BSD-3-Clause",
     python_requires=">=3.10",
     packages=find_packages(include=["flask_sentry_api", "flask_sentry_api.*"]),
-    package_data={"flask_sentry_api": ["py.typed"]},
+    package_data={
+        "flask_sentry_api": ["py.typed", "migrations/script.py.mako", "migrations/versions/*.py"]
+    },
     include_package_data=True,
     install_requires=[
         "Flask>=3.0",
