@@ -66,6 +66,7 @@ class Settings:
 
 def load_settings(config: t.MutableMapping[str, t.Any]) -> Settings:
     """Fill in defaults (written back to ``config``) and validate every setting."""
+    default_page_size_given = "SENTRY_API_DEFAULT_PAGE_SIZE" in config
     for key, default in DEFAULTS.items():
         config.setdefault(key, default)
 
@@ -85,6 +86,9 @@ def load_settings(config: t.MutableMapping[str, t.Any]) -> Settings:
 
     default_page_size = positive_int("SENTRY_API_DEFAULT_PAGE_SIZE")
     max_page_size = positive_int("SENTRY_API_MAX_PAGE_SIZE")
+    if default_page_size > max_page_size and not default_page_size_given:
+        # Lowering only the maximum lowers the default with it.
+        default_page_size = config["SENTRY_API_DEFAULT_PAGE_SIZE"] = max_page_size
     if default_page_size > max_page_size:
         raise ConfigurationError(
             "SENTRY_API_DEFAULT_PAGE_SIZE must not exceed SENTRY_API_MAX_PAGE_SIZE "

@@ -31,10 +31,10 @@ from .storage import GroupChanges
 from .storage import GroupQuery
 from .storage import Project
 from .storage import group_sort_key
+from .views import MAX_ID
 from .views import APIView
 
 _BULK_PARAMS = frozenset({"id", "status", "query"})
-_MAX_ID = 2**63 - 1
 _FLAG_FIELDS = {"isBookmarked": "is_bookmarked", "hasSeen": "has_seen", "isPublic": "is_public"}
 
 
@@ -99,7 +99,7 @@ def _bulk_ids() -> tuple[int, ...] | None:
         raise errors.BadRequest(f'Too many "id" parameters: {len(raw)}, at most {limit}.')
     ids = []
     for value in raw:
-        if not value.isascii() or not value.isdigit() or len(value) > 19 or int(value) > _MAX_ID:
+        if not value.isascii() or not value.isdigit() or len(value) > 19 or int(value) > MAX_ID:
             raise errors.BadRequest(
                 f'Invalid value for parameter "id": {value[:50]!r} is not a group id.'
             )

@@ -23,6 +23,11 @@ UTC = timezone.utc
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
+#: 64-bit ids, so every id the API accepts fits; SQLite's INTEGER is 64-bit already, and
+#: only plain INTEGER primary keys are its auto-incrementing rowid.
+IdType = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
     """Stores aware UTC datetimes; SQLite keeps no zone, so naive values read back as UTC."""
 
@@ -93,7 +98,7 @@ def _declare(base: t.Any, prefix: str) -> Models:
         "Project",
         {
             "__tablename__": f"{p}project",
-            "id": mapped_column(sa.Integer, primary_key=True),
+            "id": mapped_column(IdType, primary_key=True),
             "slug": mapped_column(sa.String(200), nullable=False, unique=True),
             "name": mapped_column(sa.String(200), nullable=False),
             "is_public": mapped_column(sa.Boolean, nullable=False, default=False),
@@ -107,8 +112,8 @@ def _declare(base: t.Any, prefix: str) -> Models:
         "ProjectKey",
         {
             "__tablename__": f"{p}project_key",
-            "id": mapped_column(sa.Integer, primary_key=True),
-            "project_id": mapped_column(sa.Integer, project_fk(), nullable=False, index=True),
+            "id": mapped_column(IdType, primary_key=True),
+            "project_id": mapped_column(IdType, project_fk(), nullable=False, index=True),
             "public_key": mapped_column(sa.String(32), nullable=False, unique=True),
             "secret_key": mapped_column(sa.String(32), nullable=False),
             "roles": mapped_column(sa.Integer, nullable=False, default=1),
@@ -122,8 +127,8 @@ def _declare(base: t.Any, prefix: str) -> Models:
         "Group",
         {
             "__tablename__": f"{p}group",
-            "id": mapped_column(sa.Integer, primary_key=True),
-            "project_id": mapped_column(sa.Integer, project_fk(), nullable=False),
+            "id": mapped_column(IdType, primary_key=True),
+            "project_id": mapped_column(IdType, project_fk(), nullable=False),
             "hash": mapped_column(sa.String(32), nullable=False),
             "title": mapped_column(sa.String(255), nullable=False),
             "message": mapped_column(sa.Text, nullable=False, default=""),
@@ -167,9 +172,9 @@ def _declare(base: t.Any, prefix: str) -> Models:
         "Event",
         {
             "__tablename__": f"{p}event",
-            "id": mapped_column(sa.Integer, primary_key=True),
-            "project_id": mapped_column(sa.Integer, project_fk(), nullable=False),
-            "group_id": mapped_column(sa.Integer, group_fk(), nullable=False),
+            "id": mapped_column(IdType, primary_key=True),
+            "project_id": mapped_column(IdType, project_fk(), nullable=False),
+            "group_id": mapped_column(IdType, group_fk(), nullable=False),
             "event_id": mapped_column(sa.String(32), nullable=False),
             "message": mapped_column(sa.Text, nullable=False, default=""),
             "title": mapped_column(sa.String(255), nullable=False),
@@ -196,8 +201,8 @@ def _declare(base: t.Any, prefix: str) -> Models:
         "Note",
         {
             "__tablename__": f"{p}note",
-            "id": mapped_column(sa.Integer, primary_key=True),
-            "group_id": mapped_column(sa.Integer, group_fk(), nullable=False),
+            "id": mapped_column(IdType, primary_key=True),
+            "group_id": mapped_column(IdType, group_fk(), nullable=False),
             "text": mapped_column(sa.Text, nullable=False),
             "date_created": mapped_column(UTCDateTime, nullable=False),
             "__table_args__": (sa.Index(f"{p}note_group_id", "group_id", "id"),),
@@ -206,8 +211,8 @@ def _declare(base: t.Any, prefix: str) -> Models:
 
     def tag_columns() -> dict[str, t.Any]:
         return {
-            "id": mapped_column(sa.Integer, primary_key=True),
-            "project_id": mapped_column(sa.Integer, project_fk(), nullable=False),
+            "id": mapped_column(IdType, primary_key=True),
+            "project_id": mapped_column(IdType, project_fk(), nullable=False),
             "key": mapped_column(sa.String(32), nullable=False),
             "value": mapped_column(sa.String(200), nullable=False),
             "times_seen": mapped_column(sa.BigInteger, nullable=False, default=0),
@@ -235,7 +240,7 @@ def _declare(base: t.Any, prefix: str) -> Models:
         {
             "__tablename__": f"{p}group_tag_value",
             **tag_columns(),
-            "group_id": mapped_column(sa.Integer, group_fk(), nullable=False),
+            "group_id": mapped_column(IdType, group_fk(), nullable=False),
             "__table_args__": (
                 sa.UniqueConstraint(
                     "group_id", "key", "value", name=f"{p}group_tag_value_group_key_value_key"
@@ -252,7 +257,7 @@ def _declare(base: t.Any, prefix: str) -> Models:
         "GroupStat",
         {
             "__tablename__": f"{p}group_stat",
-            "group_id": mapped_column(sa.Integer, group_fk(), primary_key=True),
+            "group_id": mapped_column(IdType, group_fk(), primary_key=True),
             "resolution": mapped_column(sa.Integer, primary_key=True),
             "bucket": mapped_column(sa.BigInteger, primary_key=True),
             "count": mapped_column(sa.BigInteger, nullable=False, default=0),
@@ -263,7 +268,7 @@ def _declare(base: t.Any, prefix: str) -> Models:
         "ProjectStat",
         {
             "__tablename__": f"{p}project_stat",
-            "project_id": mapped_column(sa.Integer, project_fk(), primary_key=True),
+            "project_id": mapped_column(IdType, project_fk(), primary_key=True),
             "resolution": mapped_column(sa.Integer, primary_key=True),
             "bucket": mapped_column(sa.BigInteger, primary_key=True),
             "count": mapped_column(sa.BigInteger, nullable=False, default=0),
@@ -274,8 +279,8 @@ def _declare(base: t.Any, prefix: str) -> Models:
         "Release",
         {
             "__tablename__": f"{p}release",
-            "id": mapped_column(sa.Integer, primary_key=True),
-            "project_id": mapped_column(sa.Integer, project_fk(), nullable=False),
+            "id": mapped_column(IdType, primary_key=True),
+            "project_id": mapped_column(IdType, project_fk(), nullable=False),
             "version": mapped_column(sa.String(200), nullable=False),
             "date_created": mapped_column(UTCDateTime, nullable=False),
             "first_event": mapped_column(UTCDateTime, nullable=True),

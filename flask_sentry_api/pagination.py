@@ -349,7 +349,7 @@ def link_header(base_url: str, params: Sequence[tuple[str, str]], page: Page[Any
     """Build the ``Link`` header value: previous link, then next, both always present.
 
     ``base_url`` is the absolute URL of the request path (no query); ``params`` the query
-    parameters in request order, repeats included. ``cursor`` is dropped and appended last.
+    parameters in the order given, repeats included. ``cursor`` is dropped and appended last.
     """
     query = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in params if k != "cursor")
     # "&" even after an empty query: Sentry's characteristic "?&cursor=" that clients match.

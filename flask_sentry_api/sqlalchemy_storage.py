@@ -23,6 +23,7 @@ from sqlalchemy.dialects import sqlite
 from . import storage as s
 from .migrate import upgrade
 from .models import Models
+from .models import UTCDateTime
 from .models import build_models
 from .pagination import Window
 
@@ -320,13 +321,15 @@ class SQLAlchemyStorage:
         Group = self.models.Group
         ts = event.timestamp
         is_newest = Group.last_seen <= ts
+        # Typed, so the bound value goes through UTCDateTime like a column value would.
+        ts_value = sa.literal(ts, UTCDateTime())
         for _attempt in range(3):
             row = self.session.execute(
                 sa.update(Group)
                 .where(Group.project_id == project_id, Group.hash == event.group_hash)
                 .values(
                     times_seen=Group.times_seen + 1,
-                    last_seen=sa.case((is_newest, ts), else_=Group.last_seen),
+                    last_seen=sa.case((is_newest, ts_value), else_=Group.last_seen),
                     level=sa.case((is_newest, event.level), else_=Group.level),
                     culprit=sa.case((is_newest, event.culprit), else_=Group.culprit),
                 )

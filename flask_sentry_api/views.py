@@ -28,6 +28,9 @@ from .storage import Group
 from .storage import Project
 from .storage import Storage
 
+#: The largest id a storage holds (64-bit); URLs may carry any number of digits.
+MAX_ID = 2**63 - 1
+
 #: The order of the ``Allow`` header (Django's, as Sentry sent it).
 _VERB_ORDER = ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS")
 
@@ -62,6 +65,8 @@ class APIView(MethodView):
         handler = getattr(self, "get" if method == "HEAD" else method.lower(), None)
         if method not in self.verbs() or handler is None:
             raise errors.MethodNotAllowed(f'Method "{method}" not allowed.')
+        if any(value > MAX_ID for value in kwargs.values() if isinstance(value, int)):
+            raise errors.NotFound()  # no stored id is that large (ids are 64-bit)
         if self.requires_auth:
             return basic_auth.login_required(role="api")(handler)(**kwargs)
         return handler(**kwargs)

@@ -7,6 +7,7 @@ priced out, since a test table is too small for the planner to prefer an index o
 
 from __future__ import annotations
 
+import re
 import typing as t
 
 import pytest
@@ -62,7 +63,7 @@ def test_group_pages_read_an_index_range(
     assert len(selects) == 1
     plan = explain(app, *selects[0])
     if app.extensions["sqlalchemy"].engine.dialect.name == "sqlite":
-        assert "USING INDEX sentry_group_" in plan or "USING COVERING INDEX sentry_group_" in plan, plan
+        assert re.search(r"USING (COVERING )?INDEX sentry_group_", plan), plan
         assert "TEMP B-TREE" not in plan, plan
     else:
         assert "Index Scan" in plan, plan

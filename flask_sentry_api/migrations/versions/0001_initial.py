@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from flask_sentry_api.migrations.context import table_prefix
+from flask_sentry_api.models import IdType
 from flask_sentry_api.models import JSONType
 from flask_sentry_api.models import UTCDateTime
 
@@ -23,7 +24,7 @@ def upgrade() -> None:
     p = table_prefix()
     op.create_table(
         f"{p}project",
-        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("id", IdType, nullable=False),
         sa.Column("slug", sa.String(length=200), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("is_public", sa.Boolean(), nullable=False),
@@ -35,8 +36,8 @@ def upgrade() -> None:
     )
     op.create_table(
         f"{p}group",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("id", IdType, nullable=False),
+        sa.Column("project_id", IdType, nullable=False),
         sa.Column("hash", sa.String(length=32), nullable=False),
         sa.Column("title", sa.String(length=255), nullable=False),
         sa.Column("message", sa.Text(), nullable=False),
@@ -94,8 +95,8 @@ def upgrade() -> None:
     )
     op.create_table(
         f"{p}project_key",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("id", IdType, nullable=False),
+        sa.Column("project_id", IdType, nullable=False),
         sa.Column("public_key", sa.String(length=32), nullable=False),
         sa.Column("secret_key", sa.String(length=32), nullable=False),
         sa.Column("roles", sa.Integer(), nullable=False),
@@ -111,7 +112,7 @@ def upgrade() -> None:
     )
     op.create_table(
         f"{p}project_stat",
-        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("project_id", IdType, nullable=False),
         sa.Column("resolution", sa.Integer(), nullable=False),
         sa.Column("bucket", sa.BigInteger(), nullable=False),
         sa.Column("count", sa.BigInteger(), nullable=False),
@@ -120,8 +121,8 @@ def upgrade() -> None:
     )
     op.create_table(
         f"{p}release",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("id", IdType, nullable=False),
+        sa.Column("project_id", IdType, nullable=False),
         sa.Column("version", sa.String(length=200), nullable=False),
         sa.Column("date_created", UTCDateTime(), nullable=False),
         sa.Column("first_event", UTCDateTime(), nullable=True),
@@ -134,8 +135,8 @@ def upgrade() -> None:
     op.create_index(f"{p}release_project_id", f"{p}release", ["project_id", "id"], unique=False)
     op.create_table(
         f"{p}tag_value",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("id", IdType, nullable=False),
+        sa.Column("project_id", IdType, nullable=False),
         sa.Column("key", sa.String(length=32), nullable=False),
         sa.Column("value", sa.String(length=200), nullable=False),
         sa.Column("times_seen", sa.BigInteger(), nullable=False),
@@ -155,9 +156,9 @@ def upgrade() -> None:
     )
     op.create_table(
         f"{p}event",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("project_id", sa.Integer(), nullable=False),
-        sa.Column("group_id", sa.Integer(), nullable=False),
+        sa.Column("id", IdType, nullable=False),
+        sa.Column("project_id", IdType, nullable=False),
+        sa.Column("group_id", IdType, nullable=False),
         sa.Column("event_id", sa.String(length=32), nullable=False),
         sa.Column("message", sa.Text(), nullable=False),
         sa.Column("title", sa.String(length=255), nullable=False),
@@ -183,7 +184,7 @@ def upgrade() -> None:
     op.create_index(f"{p}event_group_id", f"{p}event", ["group_id", "id"], unique=False)
     op.create_table(
         f"{p}group_stat",
-        sa.Column("group_id", sa.Integer(), nullable=False),
+        sa.Column("group_id", IdType, nullable=False),
         sa.Column("resolution", sa.Integer(), nullable=False),
         sa.Column("bucket", sa.BigInteger(), nullable=False),
         sa.Column("count", sa.BigInteger(), nullable=False),
@@ -192,14 +193,14 @@ def upgrade() -> None:
     )
     op.create_table(
         f"{p}group_tag_value",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("id", IdType, nullable=False),
+        sa.Column("project_id", IdType, nullable=False),
         sa.Column("key", sa.String(length=32), nullable=False),
         sa.Column("value", sa.String(length=200), nullable=False),
         sa.Column("times_seen", sa.BigInteger(), nullable=False),
         sa.Column("first_seen", UTCDateTime(), nullable=False),
         sa.Column("last_seen", UTCDateTime(), nullable=False),
-        sa.Column("group_id", sa.Integer(), nullable=False),
+        sa.Column("group_id", IdType, nullable=False),
         sa.ForeignKeyConstraint(["group_id"], [f"{p}group.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["project_id"], [f"{p}project.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
@@ -221,8 +222,8 @@ def upgrade() -> None:
     )
     op.create_table(
         f"{p}note",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("group_id", sa.Integer(), nullable=False),
+        sa.Column("id", IdType, nullable=False),
+        sa.Column("group_id", IdType, nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("date_created", UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(["group_id"], [f"{p}group.id"], ondelete="CASCADE"),
