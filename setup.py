@@ -29,7 +29,7 @@ setup(
         "alembic>=1.13",
     ],
     extras_require={
-        "brotli": ["brotli>=1.0"],
+        "brotli": ["brotli>=1.1"],
         "postgres": ["psycopg[binary]>=3.1"],
         "test": [
             "pytest>=8.0",
@@ -38,7 +38,7 @@ setup(
             "requests>=2.31",
             "sentry-sdk>=2.0",
             "raven>=6.10",
-            "brotli>=1.0",
+            "brotli>=1.1",
             "psycopg[binary]>=3.1",
             "ruff>=0.5",
         ],

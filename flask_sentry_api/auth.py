@@ -27,7 +27,9 @@ basic_auth = HTTPBasicAuth()
 
 def check_credentials(public_key: str, secret: str) -> ProjectKey | None:
     """The active key these credentials name, or None. Raises 401 for a disabled key."""
-    key = get_state().key_lookup(public_key) if public_key else None
+    # A name no key could have is not worth a lookup (NUL is not even storable).
+    plausible = 0 < len(public_key) <= 256 and "\x00" not in public_key
+    key = get_state().key_lookup(public_key) if plausible else None
     expected = key.secret_key.encode() if key is not None else _UNKNOWN_KEY_SECRET
     matches = hmac.compare_digest(secret.encode("utf-8", "replace"), expected)
     if key is None or not matches:

@@ -192,6 +192,24 @@ def _reject_constant(name: str) -> t.NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _storable(value: t.Any) -> bool:
+    if isinstance(value, str):
+        return _encodable(value)
+    if isinstance(value, dict):
+        return all(_storable(k) and _storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_storable(item) for item in value)
+    return True
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
 def json_body() -> dict[str, t.Any]:
     """The request's JSON object (``{}`` when empty), bounded by SENTRY_API_MAX_BODY_SIZE."""
     limit = get_state().settings.max_body_size
@@ -216,6 +234,10 @@ def json_body() -> dict[str, t.Any]:
         raise errors.ParseError(f"JSON parse error - {exc}") from None
     if not isinstance(data, dict):
         raise errors.ParseError("JSON parse error - expected an object")
+    if not _storable(data):
+        # Databases store neither NUL characters nor lone surrogates (from "\ud800"
+        # escapes): refuse them here rather than fail in the middle of a write.
+        raise errors.ParseError("JSON parse error - strings must be valid, NUL-free unicode")
     return data
 
 

@@ -8,6 +8,7 @@ browser SDKs get CORS headers for the project's allowed origins.
 from __future__ import annotations
 
 import hmac
+import re
 import typing as t
 from datetime import datetime
 from datetime import timezone
@@ -35,6 +36,11 @@ _CORS_ALLOW_HEADERS = (
     " Authentication, Authorization, sentry-trace, baggage"
 )
 _CORS_EXPOSE_HEADERS = "X-Sentry-Error, X-Sentry-Rate-Limits, Retry-After"
+#: Every verb reaches the view, so one the endpoints lack gets a JSON 405, not an HTML page.
+_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+#: What may not travel in a header value: controls (CR/LF would be refused by Werkzeug)
+#: and anything outside ASCII (the server writes headers as Latin-1).
+_UNSAFE_HEADER_RE = re.compile(r"[^\x20-\x7e]")
 
 PayloadReader = t.Callable[[bytes], "dict[str, t.Any] | None"]
 
@@ -47,7 +53,7 @@ def register_ingest_rules(app: Flask, prefix: str) -> None:
             f"{prefix}/<int:project_id>/{name}/",
             endpoint=f"sentry_api.ingest_{name}",
             view_func=IngestView.as_view(f"ingest_{name}", read_payload),
-            methods=["POST", "OPTIONS"],
+            methods=_ALL_METHODS,
             strict_slashes=False,
         )
 
@@ -69,8 +75,13 @@ class IngestView(MethodView):
         try:
             if request.method == "OPTIONS":
                 response = jsonify({})
-            else:
+            elif request.method == "POST":
                 response = self.ingest(project_id)
+            else:
+                raise errors.MethodNotAllowed(
+                    f'Method "{request.method}" not allowed.',
+                    headers={"Allow": self.allow_header()},
+                )
         except errors.APIError as exc:
             response = _error(exc)
         except Unavailable:
@@ -107,7 +118,8 @@ class IngestView(MethodView):
         ):
             raise errors.AuthenticationFailed(INVALID_KEY)
         if not key.is_active:
-            raise errors.PermissionDenied("API key is disabled")
+            # 401 as in Sentry's store API and for the web API (SPEC section 2).
+            raise errors.AuthenticationFailed("API key is disabled")
         if not key.has_role(ROLE_STORE):
             raise errors.PermissionDenied("Key does not allow event storage access")
         if key.project_id != project_id:
@@ -118,7 +130,8 @@ class IngestView(MethodView):
         project = get_state().storage.get_project(key.project_id)
         allowed = project.allowed_origins if project is not None else ()
         if "*" not in allowed and request.headers["Origin"] not in allowed:
-            raise errors.PermissionDenied(f"Invalid origin: {request.headers['Origin'][:100]}")
+            shown = _header_safe(request.headers["Origin"][:100])
+            raise errors.PermissionDenied(f"Invalid origin: {shown}")
 
 
 def store_payload(raw: bytes) -> dict[str, t.Any] | None:
@@ -135,8 +148,14 @@ def _error(error: errors.APIError) -> Response:
     response = jsonify({"detail": error.detail})
     response.status_code = error.status_code
     response.headers.update(error.headers)
-    response.headers["X-Sentry-Error"] = error.detail[:200]
+    response.headers["X-Sentry-Error"] = _header_safe(error.detail[:200])
     return response
+
+
+def _header_safe(text: str) -> str:
+    """``text`` with controls and non-ASCII characters escaped (``\\n``, ``\\u20ac``), so
+    it can be sent as a header value; printable ASCII is unchanged."""
+    return _UNSAFE_HEADER_RE.sub(lambda m: ascii(m.group())[1:-1], text)
 
 
 def _add_cors_headers(response: Response) -> None:

@@ -40,11 +40,18 @@ class ProjectReleasesView(APIView):
         return json_response(ReleaseSchema().dump(release), 201)
 
 
+def _check_version(version: str) -> None:
+    # A version that could never have been created names nothing.
+    if ReleaseCreateSchema().validate({"version": version}):
+        raise errors.NotFound()
+
+
 class ReleaseDetailsView(APIView):
     """One release of the project: GET reads it, DELETE removes it."""
 
     def get(self, project_id: int, version: str) -> Response:
         self.project_for_key(project_id)
+        _check_version(version)
         release = self.storage.get_release(project_id, version)
         if release is None:
             raise errors.NotFound()
@@ -52,6 +59,7 @@ class ReleaseDetailsView(APIView):
 
     def delete(self, project_id: int, version: str) -> Response:
         self.project_for_key(project_id)
+        _check_version(version)
         if not self.storage.delete_release(project_id, version):
             raise errors.NotFound()
         return json_response(None, 204)

@@ -31,6 +31,12 @@ from .storage import Storage
 #: The largest id a storage holds (64-bit); URLs may carry any number of digits.
 MAX_ID = 2**63 - 1
 
+#: Query parameters that take one value: repeating one is ambiguous, so it is a 400.
+_SINGLE_VALUED = frozenset(
+    {"query", "status", "sort", "since", "until", "statsPeriod", "limit", "per_page", "cursor"}
+    | {"resolution"}
+)
+
 #: The order of the ``Allow`` header (Django's, as Sentry sent it).
 _VERB_ORDER = ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS")
 
@@ -67,6 +73,9 @@ class APIView(MethodView):
             raise errors.MethodNotAllowed(f'Method "{method}" not allowed.')
         if any(value > MAX_ID for value in kwargs.values() if isinstance(value, int)):
             raise errors.NotFound()  # no stored id is that large (ids are 64-bit)
+        for name in _SINGLE_VALUED.intersection(request.args):
+            if len(request.args.getlist(name)) > 1:
+                raise errors.BadRequest(f'Parameter "{name}" is given more than once.')
         if self.requires_auth:
             return basic_auth.login_required(role="api")(handler)(**kwargs)
         return handler(**kwargs)
@@ -108,6 +117,9 @@ class APIView(MethodView):
 
     def page_size(self) -> int:
         settings = get_state().settings
+        limit, per_page = request.args.get("limit"), request.args.get("per_page")
+        if limit is not None and per_page is not None and limit != per_page:
+            raise errors.BadRequest('Give "limit" or "per_page", not both with different values.')
         return parse_page_size(
             request.args, default=settings.default_page_size, maximum=settings.max_page_size
         )

@@ -125,7 +125,10 @@ def _version(value: str | None, *, from_query: bool) -> str:
         raise BadRequest("Missing sentry_version in the authentication header.")
     version = "2.0" if value == "2" else value
     if version not in SUPPORTED_VERSIONS:
-        shown = value if len(value) <= 20 else value[:20] + "..."
+        # Escaped (ascii()), so a newline or non-Latin-1 text cannot break the
+        # X-Sentry-Error header that repeats this detail.
+        escaped = ascii(value[:21])[1:-1]
+        shown = escaped if len(escaped) <= 20 else escaped[:20] + "..."
         raise BadRequest(
             f'Client/server version mismatch: Unsupported protocol version "{shown}" '
             f"(supported: {', '.join(SUPPORTED_VERSIONS)})."

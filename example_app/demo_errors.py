@@ -1,0 +1,135 @@
+"""Send a few real errors to the example app with the real ``sentry-sdk``.
+
+Start the server first (``flask --app example_app run``), then in another shell::
+
+    python -m example_app.demo_errors                 # DSN of project 1 from the app's database
+    python -m example_app.demo_errors --dsn http://PUBLIC@127.0.0.1:5000/1
+
+It reports a ZeroDivisionError, a KeyError, a custom exception raised twice from the
+same place (one group, count 2) and a warning message, then prints where to look.
+The DSN comes from ``--dsn``, else ``SENTRY_DSN``, else the example app's own database
+(``DATABASE_URL``, as for ``flask run``): the first active key of project 1 that may
+send events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import typing as t
+from urllib.parse import urlsplit
+
+import sentry_sdk
+
+from flask_sentry_api.storage import ROLE_STORE
+
+
+class CheckoutError(Exception):
+    """The demo's own exception type."""
+
+
+def divide(total: int, parts: int) -> float:
+    return total / parts
+
+
+def price_of(catalog: dict[str, float], item: str) -> float:
+    return catalog[item]
+
+
+def checkout(cart_id: int) -> None:
+    raise CheckoutError(f"payment provider refused cart {cart_id}")
+
+
+def send_demo_events() -> list[str]:
+    """Capture the demo errors and message; returns their event ids."""
+    sent: list[str | None] = []
+    sentry_sdk.set_tag("demo", "yes")
+    sentry_sdk.set_user({"id": "demo-user", "email": "demo@example.com"})
+    failures: list[t.Callable[[], object]] = [
+        lambda: divide(10, 0),
+        lambda: price_of({"apple": 1.0}, "pear"),
+        lambda: checkout(1),
+        lambda: checkout(2),  # same place as cart 1: grouped with it
+    ]
+    for fail in failures:
+        try:
+            fail()
+        except Exception:  # noqa: BLE001 - every demo failure is reported
+            sent.append(sentry_sdk.capture_exception())
+    sent.append(sentry_sdk.capture_message("Demo: disk almost full", level="warning"))
+    return [event_id for event_id in sent if event_id]
+
+
+def dsn_from_example_app() -> tuple[str, str] | None:
+    """(DSN, secret) of project 1's first usable key in the example app's database."""
+    import sqlalchemy as sa
+
+    from example_app import create_app
+    from flask_sentry_api import get_state
+    from flask_sentry_api.cli import make_dsn
+
+    app = create_app()
+    with app.app_context():
+        storage = get_state(app).storage
+        # The Storage interface has no way to list keys, so read the example app's own
+        # SQLAlchemy table; another storage would need a list_keys method.
+        models = getattr(storage, "models", None)
+        if models is None:
+            return None
+        Key = models.ProjectKey
+        key = storage.session.scalar(  # type: ignore[attr-defined]
+            sa.select(Key)
+            .where(Key.project_id == 1, Key.is_active.is_(True), Key.roles.op("&")(ROLE_STORE) != 0)
+            .order_by(Key.id)
+            .limit(1)
+        )
+        if key is None:
+            return None
+        return make_dsn(app.config["EXAMPLE_BASE_URL"], key), key.secret_key
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m example_app.demo_errors", description="Send demo errors with sentry-sdk."
+    )
+    parser.add_argument("--dsn", help="where to send (default: $SENTRY_DSN, else project 1)")
+    parser.add_argument("--debug", action="store_true", help="let sentry-sdk log what it does")
+    args = parser.parse_args(argv)
+
+    dsn, secret = args.dsn or os.environ.get("SENTRY_DSN"), None
+    if not dsn:
+        found = dsn_from_example_app()
+        if found is None:
+            print(
+                "No DSN: pass --dsn or set SENTRY_DSN. Get one (it is printed with the key) with\n"
+                "  flask --app example_app sentry-api create-key 1",
+                file=sys.stderr,
+            )
+            return 2
+        dsn, secret = found
+
+    parts = urlsplit(dsn)
+    project_id = parts.path.rstrip("/").rsplit("/", 1)[-1]
+    if parts.scheme not in ("http", "https") or not parts.username or not project_id.isdigit():
+        print(f"Not a DSN: {dsn!r} (expected http://PUBLIC@HOST:PORT/PROJECT_ID)", file=sys.stderr)
+        return 2
+    base_url = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    base_url += parts.path.rstrip("/").rsplit("/", 1)[0]
+
+    sentry_sdk.init(dsn=dsn, default_integrations=False, release="demo@1.0", debug=args.debug)
+    try:
+        sent = send_demo_events()
+        sentry_sdk.flush(timeout=10)
+    finally:
+        sentry_sdk.get_client().close()
+
+    print(f"Sent {len(sent)} events to {base_url} (project {project_id}). See the groups with:")
+    groups_url = f"{base_url}/api/0/projects/{project_id}/groups/"
+    print(f"  curl -u {parts.username}:{secret or 'SECRET'} {groups_url}")
+    print("Nothing there? Is the server running (flask --app example_app run)? Retry with --debug.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
