@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import typing as t
 
@@ -36,6 +37,7 @@ from .views import APIView
 
 _BULK_PARAMS = frozenset({"id", "status", "query"})
 _FLAG_FIELDS = {"isBookmarked": "is_bookmarked", "hasSeen": "has_seen", "isPublic": "is_public"}
+_CHANGE_FIELDS = ("status", *_FLAG_FIELDS.values())
 
 
 def permalink(project: Project) -> t.Callable[[Group], str]:
@@ -107,6 +109,23 @@ def _bulk_ids() -> tuple[int, ...] | None:
     return tuple(dict.fromkeys(ids))
 
 
+def _check_bulk_changes(
+    raw: t.Mapping[str, t.Any], changes: t.Mapping[str, t.Any], ids: tuple[int, ...] | None
+) -> None:
+    """Refuse bulk changes that would be unsafe or that cannot be honoured."""
+    if changes.get("snooze_duration") is not None:
+        raise errors.BadRequest('snoozeDuration is not supported: mute with {"status": "muted"}.')
+    if ids is None:
+        # Without ids a change would reach the whole project: only a status may do that.
+        for name in (*_FLAG_FIELDS, "merge"):
+            if name in raw:
+                raise errors.BadRequest(
+                    f'"{name}" can only be changed for groups named by "id" parameters.'
+                )
+    if changes.get("merge") and (ids is None or len(ids) < 2):
+        raise errors.BadRequest('"merge" needs at least two "id" parameters.')
+
+
 class ProjectGroupIndexView(APIView):
     """The project's groups. GET searches and pages them; PUT changes the status or flags
     of a selection (repeated ``id``, or ``status``/``query`` filters; without ids only
@@ -140,47 +159,19 @@ class ProjectGroupIndexView(APIView):
     def put(self, project_id: int) -> Response:
         self.project_for_key(project_id)
         ids = _bulk_ids()
-        query = (
-            _selection(default_unresolved=False)
-            if "query" in request.args or "status" in request.args
-            else GroupQuery()
-        )
+        selection = dataclasses.replace(_selection(default_unresolved=False), ids=ids)
         raw = json_body()
         changes = BulkGroupUpdateSchema().load(raw)
-        if changes.get("snooze_duration") is not None:
-            raise errors.BadRequest(
-                'snoozeDuration is not supported: mute with {"status": "muted"}.'
-            )
-        if ids is None:
-            needs_ids = [name for name in (*_FLAG_FIELDS, "merge") if name in raw]
-            if needs_ids:
-                raise errors.BadRequest(
-                    f'"{needs_ids[0]}" can only be changed for groups named by "id" parameters.'
-                )
-        selection = GroupQuery(
-            status=query.status,
-            tags=query.tags,
-            text=query.text,
-            since=query.since,
-            until=query.until,
-            ids=ids,
-        )
+        _check_bulk_changes(raw, changes, ids)
         result: dict[str, t.Any] = {}
         if changes.get("merge"):
-            if ids is None or len(ids) < 2:
-                raise errors.BadRequest('"merge" needs at least two "id" parameters.')
             try:
-                parent, children = self.storage.merge_groups(project_id, ids)
+                parent, children = self.storage.merge_groups(project_id, ids or ())
             except LookupError:
                 return json_response(None, 204)
             result["merge"] = {"parent": str(parent), "children": [str(c) for c in children]}
             selection = GroupQuery(ids=(parent,))
-        update = GroupChanges(
-            status=changes.get("status"),
-            is_public=changes.get("is_public"),
-            is_bookmarked=changes.get("is_bookmarked"),
-            has_seen=changes.get("has_seen"),
-        )
+        update = GroupChanges(**{name: changes.get(name) for name in _CHANGE_FIELDS})
         matched = self.storage.update_groups(project_id, selection, update)
         if ids is not None and not matched and "merge" not in result:
             return json_response(None, 204)
