@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import secrets
+import sqlite3
 import typing as t
 import unicodedata
 from datetime import datetime
@@ -85,6 +86,15 @@ def slugify(name: str) -> str:
     return slug[:50] or "project"
 
 
+@sa.event.listens_for(sa.Engine, "connect")
+def _add_sqlite_functions(dbapi_connection: t.Any, connection_record: t.Any) -> None:
+    """Give SQLite connections a Unicode-aware lower() for case-insensitive search."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.create_function(
+            "sentry_api_lower", 1, lambda text: text.lower() if text else text, deterministic=True
+        )
+
+
 def _translating_errors(method: F) -> F:
     """Roll back on any failure; report lost connections as :class:`storage.Unavailable`."""
 
@@ -134,6 +144,12 @@ class SQLAlchemyStorage:
             self.session.rollback()
         except Exception:  # noqa: BLE001 - the original error is the one worth raising
             pass
+
+    def _lower(self, column: t.Any) -> t.Any:
+        # SQLite's lower() folds ASCII letters only; PostgreSQL's folds every letter.
+        if self.dialect == "sqlite":
+            return sa.func.sentry_api_lower(column)
+        return sa.func.lower(column)
 
     def _insert(self, model: t.Any) -> t.Any:
         """A dialect insert that supports ``ON CONFLICT`` (SQLite and PostgreSQL)."""
@@ -524,11 +540,13 @@ class SQLAlchemyStorage:
                 )
             )
         if query.text:
+            needle = query.text.lower()
             conditions.append(
                 sa.or_(
-                    Group.title.icontains(query.text, autoescape=True),
-                    Group.message.icontains(query.text, autoescape=True),
-                    Group.culprit.icontains(query.text, autoescape=True),
+                    *(
+                        self._lower(column).contains(needle, autoescape=True)
+                        for column in (Group.title, Group.message, Group.culprit)
+                    )
                 )
             )
         return conditions

@@ -1,0 +1,1280 @@
+"""The Storage contract suite: the pytest tests every Storage implementation must pass.
+
+A host that brings its own storage subclasses :class:`StorageContract` in its test suite and
+provides a ``storage`` fixture that yields a fresh, empty storage (schema created)::
+
+    import pytest
+
+    from flask_sentry_api.testing import StorageContract
+
+
+    class TestMyStorage(StorageContract):
+        @pytest.fixture
+        def storage(self, app):  # app context active
+            store = MyStorage(...)
+            store.init_schema()
+            yield store
+            ...  # drop whatever the storage created
+
+Every ``test_*`` method then runs against that storage. The tests use the Storage
+protocol only (plus :meth:`update_group`, which the API also calls), never SQL, and check
+the behaviour the views rely on: slug and key rules, the group upsert of
+:meth:`~flask_sentry_api.storage.Storage.save_event`, list orderings and keyset windows
+(checked end to end with :func:`~flask_sentry_api.pagination.paginate`), filters, stats
+rollups and the bulk operations.
+
+:func:`make_event` builds a :class:`~flask_sentry_api.storage.NewEvent` with sensible
+defaults for tests of your own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import re
+import time
+import typing as t
+import uuid
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
+
+import pytest
+
+from .pagination import Cursor
+from .pagination import Window
+from .pagination import paginate
+from .storage import GROUP_SORTS
+from .storage import ROLE_API
+from .storage import ROLE_STORE
+from .storage import Conflict
+from .storage import Event
+from .storage import Group
+from .storage import GroupChanges
+from .storage import GroupQuery
+from .storage import NewEvent
+from .storage import Project
+from .storage import Storage
+from .storage import epoch_seconds
+from .storage import group_sort_key
+from .storage import priority_score
+
+__all__ = ["StorageContract", "make_event"]
+
+UTC = timezone.utc
+
+#: A fixed instant (noon UTC) the contract's timestamps are offsets from.
+T0 = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
+#: A window that reads everything, newest first.
+EVERYTHING = Window(op=None, value=0, descending=True, offset=0, limit=10_000)
+_HEX32 = re.compile(r"[0-9a-f]{32}")
+_SORT_COLUMNS = {
+    "date": "last_seen",
+    "new": "first_seen",
+    "freq": "times_seen",
+    "priority": "score",
+}
+
+
+def make_event(**overrides: t.Any) -> NewEvent:
+    """A :class:`NewEvent` with test defaults; keyword arguments override any field.
+
+    Each call gets a fresh random ``event_id`` and the current UTC time. Unless given,
+    ``group_hash`` is derived from ``title``, so events with the same title share a group.
+    """
+    values: dict[str, t.Any] = {
+        "event_id": uuid.uuid4().hex,
+        "timestamp": datetime.now(UTC),
+        "message": "boom",
+        "title": "ValueError: boom",
+        "level": "error",
+        "culprit": "app.views in index",
+        "platform": "python",
+    }
+    values.update(overrides)
+    if "group_hash" not in values:
+        title = str(values["title"]).encode()
+        values["group_hash"] = hashlib.md5(title, usedforsecurity=False).hexdigest()
+    return NewEvent(**values)
+
+
+def at(seconds: float) -> datetime:
+    """``T0`` plus ``seconds``."""
+    return T0 + timedelta(seconds=seconds)
+
+
+def _window(
+    op: t.Any, value: int, descending: bool = True, offset: int = 0, limit: int = 100
+) -> Window:
+    return Window(op=op, value=value, descending=descending, offset=offset, limit=limit)
+
+
+def _ids(rows: t.Iterable[Group | Event | t.Any]) -> list[int]:
+    return [row.id for row in rows]
+
+
+def _group(storage: Storage, project: Project, name: str, *when: float, **fields: t.Any) -> Group:
+    """Save one event per offset in ``when`` (default: one at T0) into group ``name``."""
+    result = None
+    for offset in when or (0.0,):
+        values = {"group_hash": name, "title": name, "timestamp": at(offset), **fields}
+        result = storage.save_event(project.id, make_event(**values))
+    assert result is not None
+    return result.group
+
+
+def _list(storage: Storage, project: Project, **query: t.Any) -> list[int]:
+    return _ids(storage.list_groups(project.id, GroupQuery(**query), EVERYTHING))
+
+
+def _reload(storage: Storage, group: Group) -> Group:
+    fresh = storage.get_group(group.id)
+    assert fresh is not None
+    return fresh
+
+
+class StorageContract:
+    """Contract tests for a Storage; subclass it and provide a ``storage`` fixture."""
+
+    # -- the protocol itself ---------------------------------------------------------------
+    def test_satisfies_the_storage_protocol(self, storage: Storage) -> None:
+        assert isinstance(storage, Storage)
+        assert callable(getattr(storage, "update_group", None))
+
+    def test_init_schema_is_idempotent(self, storage: Storage) -> None:
+        project = storage.create_project("Kept")
+        storage.init_schema()
+        assert storage.get_project(project.id) == project
+
+    # -- projects --------------------------------------------------------------------------
+    def test_create_project(self, storage: Storage) -> None:
+        project = storage.create_project("My Web App")
+        assert isinstance(project.id, int)
+        assert project.slug == "my-web-app"
+        assert project.name == "My Web App"
+        assert project.is_public is False
+        assert project.status == "active"
+        assert project.date_created.utcoffset() == timedelta(0)
+        assert abs(datetime.now(UTC) - project.date_created) < timedelta(minutes=5)
+        assert storage.get_project(project.id) == project
+
+    def test_create_project_slugify_rules(self, storage: Storage) -> None:
+        assert storage.create_project("Café Ünïcode!").slug == "cafe-unicode"
+        assert storage.create_project("  __Hello, World__  ").slug == "hello-world"
+        assert storage.create_project("!!!").slug == "project"
+        assert storage.create_project("a" * 80).slug == "a" * 50
+
+    def test_create_project_deduplicates_slugs(self, storage: Storage) -> None:
+        slugs = [storage.create_project("Web").slug for _ in range(3)]
+        assert slugs == ["web", "web-2", "web-3"]
+        assert storage.create_project("Other", slug="web-4").slug == "web-4"
+        assert storage.create_project("WEB").slug == "web-5"
+
+    def test_create_project_explicit_slug_conflict(self, storage: Storage) -> None:
+        first = storage.create_project("A", slug="custom")
+        assert first.slug == "custom"
+        with pytest.raises(Conflict) as info:
+            storage.create_project("B", slug="custom")
+        assert info.value.field == "slug"
+        assert storage.get_project(first.id) == first
+        assert storage.create_project("Custom").slug == "custom-2"
+
+    def test_get_missing_project_is_none(self, storage: Storage) -> None:
+        assert storage.get_project(12345) is None
+
+    def test_update_project(self, storage: Storage) -> None:
+        project = storage.create_project("Old")
+        other = storage.create_project("Other")
+        updated = storage.update_project(
+            project.id, {"name": "New", "slug": "new-slug", "is_public": True, "status": "x"}
+        )
+        assert (updated.id, updated.name, updated.slug, updated.is_public) == (
+            project.id,
+            "New",
+            "new-slug",
+            True,
+        )
+        assert updated.status == "active"
+        assert updated.date_created == project.date_created
+        assert storage.get_project(project.id) == updated
+        assert storage.get_project(other.id) == other
+        # Keeping its own slug is no conflict.
+        assert storage.update_project(project.id, {"slug": "new-slug"}).slug == "new-slug"
+        assert storage.update_project(project.id, {"is_public": False}).is_public is False
+
+    def test_update_project_slug_conflict_changes_nothing(self, storage: Storage) -> None:
+        taken = storage.create_project("Taken")
+        project = storage.create_project("Mine")
+        with pytest.raises(Conflict) as info:
+            storage.update_project(project.id, {"name": "Renamed", "slug": taken.slug})
+        assert info.value.field == "slug"
+        assert storage.get_project(project.id) == project
+        assert storage.get_project(taken.id) == taken
+
+    # -- keys ------------------------------------------------------------------------------
+    def test_create_key(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        key = storage.create_key(project.id, ROLE_STORE | ROLE_API, label="Default")
+        assert _HEX32.fullmatch(key.public_key)
+        assert _HEX32.fullmatch(key.secret_key)
+        assert key.public_key != key.secret_key
+        assert key.project_id == project.id
+        assert key.roles == ROLE_STORE | ROLE_API
+        assert key.role_names == ["store", "api"]
+        assert key.is_active is True
+        assert key.label == "Default"
+        assert key.date_added.utcoffset() == timedelta(0)
+        assert storage.get_key(key.public_key) == key
+
+    def test_keys_are_distinct_and_keep_their_roles(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        store_only = storage.create_key(project.id, ROLE_STORE)
+        api_only = storage.create_key(project.id, ROLE_API)
+        secrets = {store_only.public_key, store_only.secret_key}
+        assert len(secrets | {api_only.public_key, api_only.secret_key}) == 4
+        assert store_only.id != api_only.id
+        fetched_store = storage.get_key(store_only.public_key)
+        fetched_api = storage.get_key(api_only.public_key)
+        assert fetched_store is not None and fetched_api is not None
+        assert fetched_store.has_role(ROLE_STORE) and not fetched_store.has_role(ROLE_API)
+        assert fetched_api.has_role(ROLE_API) and not fetched_api.has_role(ROLE_STORE)
+        assert fetched_store.label is None
+
+    def test_unknown_key(self, storage: Storage) -> None:
+        assert storage.get_key("0" * 32) is None
+        assert storage.set_key_active("0" * 32, False) is False
+
+    def test_set_key_active(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        key = storage.create_key(project.id, ROLE_STORE)
+        other = storage.create_key(project.id, ROLE_STORE)
+        assert storage.set_key_active(key.public_key, False) is True
+        disabled = storage.get_key(key.public_key)
+        assert disabled is not None and disabled.is_active is False
+        assert storage.get_key(other.public_key) == other
+        assert storage.set_key_active(key.public_key, True) is True
+        assert storage.get_key(key.public_key) == key
+
+    # -- save_event --------------------------------------------------------------------------
+    def test_save_event_creates_group_and_event(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        new = make_event(
+            timestamp=at(0),
+            group_hash="a" * 32,
+            title="ValueError: bad",
+            message="bad thing",
+            culprit="app in run",
+            level="warning",
+            logger="root",
+            platform="python",
+            type="error",
+            metadata={"type": "ValueError", "value": "bad"},
+            release="1.0",
+            environment="prod",
+            user={"id": "7"},
+            tags=(("level", "warning"), ("user", "id:7")),
+            data={"extra": {"n": 1}},
+        )
+        saved = storage.save_event(project.id, new)
+        assert (saved.created, saved.is_new_group, saved.is_regression) == (True, True, False)
+        group, event = saved.group, saved.event
+        assert group.project_id == project.id
+        assert (group.hash, group.title, group.message, group.culprit) == (
+            "a" * 32,
+            "ValueError: bad",
+            "bad thing",
+            "app in run",
+        )
+        assert (group.level, group.logger, group.platform, group.type) == (
+            "warning",
+            "root",
+            "python",
+            "error",
+        )
+        assert dict(group.metadata) == {"type": "ValueError", "value": "bad"}
+        assert (group.status, group.resolved_at) == ("unresolved", None)
+        assert (group.is_public, group.is_bookmarked, group.has_seen) == (False, False, False)
+        assert (group.times_seen, group.user_count, group.num_comments) == (1, 1, 0)
+        assert group.first_seen == group.last_seen == at(0)
+        assert group.score == priority_score(1, at(0))
+        assert event.group_id == group.id and event.project_id == project.id
+        assert (event.event_id, event.title, event.message) == (
+            new.event_id,
+            new.title,
+            "bad thing",
+        )
+        assert (event.culprit, event.level, event.logger, event.platform) == (
+            "app in run",
+            "warning",
+            "root",
+            "python",
+        )
+        assert (event.release, event.environment) == ("1.0", "prod")
+        assert event.datetime == at(0)
+        assert event.date_received.utcoffset() == timedelta(0)
+        assert dict(event.user or {}) == {"id": "7"}
+        assert event.tags == (("level", "warning"), ("user", "id:7"))
+        assert dict(event.data) == {"extra": {"n": 1}}
+        assert storage.get_group(group.id) == group
+        assert storage.get_event(event.id) == event
+
+    def test_save_event_counts_into_existing_group(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        first = storage.save_event(project.id, make_event(group_hash="h", timestamp=at(0)))
+        second = storage.save_event(project.id, make_event(group_hash="h", timestamp=at(5)))
+        other = storage.save_event(project.id, make_event(group_hash="k", timestamp=at(5)))
+        assert second.created and not second.is_new_group and not second.is_regression
+        assert second.group.id == first.group.id != other.group.id
+        assert second.event.id != first.event.id
+        assert second.group.times_seen == 2
+        assert second.group.first_seen == at(0) and second.group.last_seen == at(5)
+        assert second.group.score == priority_score(2, at(5))
+        assert _reload(storage, first.group) == second.group
+        assert other.is_new_group and other.group.times_seen == 1
+
+    def test_save_event_same_event_id_is_stored_once(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        event_id = uuid.uuid4().hex
+        first = storage.save_event(
+            project.id,
+            make_event(event_id=event_id, group_hash="h", timestamp=at(0), tags=(("user", "a"),)),
+        )
+        retry = storage.save_event(
+            project.id,
+            make_event(
+                event_id=event_id,
+                group_hash="other",
+                title="Other",
+                timestamp=at(100),
+                level="fatal",
+                tags=(("user", "b"),),
+            ),
+        )
+        assert (retry.created, retry.is_new_group, retry.is_regression) == (False, False, False)
+        assert retry.event == first.event
+        assert retry.group == first.group == _reload(storage, first.group)
+        assert retry.group.times_seen == 1 and retry.group.user_count == 1
+        assert _list(storage, project) == [first.group.id]
+        assert _ids(storage.list_events(first.group.id, EVERYTHING)) == [first.event.id]
+        stats = storage.group_stats([first.group.id], 86400, 0, 2**40)
+        assert sum(stats[first.group.id].values()) == 1
+
+    def test_event_ids_and_hashes_are_per_project(self, storage: Storage) -> None:
+        one = storage.create_project("One")
+        two = storage.create_project("Two")
+        event_id = uuid.uuid4().hex
+        a = storage.save_event(one.id, make_event(event_id=event_id, group_hash="h"))
+        b = storage.save_event(two.id, make_event(event_id=event_id, group_hash="h"))
+        assert a.created and b.created and b.is_new_group
+        assert a.group.id != b.group.id and a.event.id != b.event.id
+        assert b.group.project_id == two.id and b.event.project_id == two.id
+        assert _reload(storage, a.group).times_seen == 1
+        assert _list(storage, one) == [a.group.id]
+        assert _list(storage, two) == [b.group.id]
+
+    def test_level_and_culprit_follow_the_newest_event(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+
+        def save(seconds: float, level: str, culprit: str) -> Group:
+            event = make_event(group_hash="h", timestamp=at(seconds), level=level, culprit=culprit)
+            return storage.save_event(project.id, event).group
+
+        save(10, "error", "first")
+        group = save(20, "warning", "second")
+        assert (group.level, group.culprit, group.last_seen) == ("warning", "second", at(20))
+        # An older event arriving late is counted but does not rewind anything.
+        group = save(5, "fatal", "late")
+        assert (group.level, group.culprit, group.last_seen) == ("warning", "second", at(20))
+        assert group.times_seen == 3
+        assert group.score == priority_score(3, at(20))
+        assert _reload(storage, group) == group
+
+    def test_save_event_regression_reopens_resolved_group(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        group = _group(storage, project, "h", 0)
+        assert storage.update_groups(project.id, GroupQuery(), GroupChanges(status="resolved")) == 1
+        assert _reload(storage, group).resolved_at is not None
+        saved = storage.save_event(project.id, make_event(group_hash="h", timestamp=at(10)))
+        assert saved.is_regression and saved.created and not saved.is_new_group
+        assert (saved.group.status, saved.group.resolved_at) == ("unresolved", None)
+        assert saved.group.times_seen == 2
+        assert _list(storage, project, status="unresolved") == [group.id]
+        again = storage.save_event(project.id, make_event(group_hash="h", timestamp=at(20)))
+        assert not again.is_regression
+
+    def test_save_event_into_muted_group_is_no_regression(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        group = _group(storage, project, "h", 0)
+        storage.update_groups(project.id, GroupQuery(), GroupChanges(status="muted"))
+        saved = storage.save_event(project.id, make_event(group_hash="h", timestamp=at(10)))
+        assert not saved.is_regression
+        assert saved.group.status == "muted" and saved.group.id == group.id
+
+    def test_user_count_counts_distinct_user_tags(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        for user in ("id:1", "id:2", "id:1", None, "id:3", "id:2"):
+            tags = (("level", "error"),) + ((("user", user),) if user else ())
+            group = storage.save_event(project.id, make_event(group_hash="h", tags=tags)).group
+        assert group.user_count == 3 and group.times_seen == 6
+        other = storage.save_event(
+            project.id, make_event(group_hash="k", tags=(("user", "id:1"), ("other", "id:9")))
+        ).group
+        assert other.user_count == 1
+        assert _reload(storage, group).user_count == 3
+
+    def test_long_titles_are_cut_to_255_characters(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        saved = storage.save_event(project.id, make_event(title="x" * 300, group_hash="h"))
+        assert saved.group.title == saved.event.title == "x" * 255
+
+    def test_timestamps_in_other_zones_are_stored_as_utc(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        storage.save_event(project.id, make_event(group_hash="h", timestamp=at(0)))
+        plus_two = timezone(timedelta(hours=2))
+        saved = storage.save_event(
+            project.id, make_event(group_hash="h", timestamp=at(3600).astimezone(plus_two))
+        )
+        for moment in (saved.event.datetime, saved.group.last_seen, saved.group.first_seen):
+            assert moment.utcoffset() == timedelta(0)
+        assert saved.event.datetime == at(3600)
+        assert saved.group.last_seen == at(3600)
+        assert saved.group.first_seen == at(0)
+
+    # -- list_groups -------------------------------------------------------------------------
+    def test_list_groups_sort_date(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        a = _group(storage, project, "a", 10)
+        b = _group(storage, project, "b", 30)
+        c = _group(storage, project, "c", 20)
+        assert _list(storage, project) == [b.id, c.id, a.id]
+        assert _list(storage, project, sort="date") == [b.id, c.id, a.id]
+        ascending = storage.list_groups(project.id, GroupQuery(), _window(None, 0, False))
+        assert _ids(ascending) == [a.id, c.id, b.id]
+
+    def test_list_groups_sort_new(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        a = _group(storage, project, "a", 5, 100)
+        b = _group(storage, project, "b", 10)
+        c = _group(storage, project, "c", 20)
+        assert _list(storage, project, sort="new") == [c.id, b.id, a.id]
+        assert _list(storage, project, sort="date") == [a.id, c.id, b.id]
+
+    def test_list_groups_sort_freq(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        a = _group(storage, project, "a", 1, 2, 3)
+        b = _group(storage, project, "b", 50)
+        c = _group(storage, project, "c", 4, 5)
+        assert _list(storage, project, sort="freq") == [a.id, c.id, b.id]
+        window = _window(None, 0, descending=False)
+        assert _ids(storage.list_groups(project.id, GroupQuery(sort="freq"), window)) == [
+            b.id,
+            c.id,
+            a.id,
+        ]
+
+    def test_list_groups_sort_priority(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        a = _group(storage, project, "a", 0, 0, 0)  # log(3) * 600 = 659
+        b = _group(storage, project, "b", 500)
+        c = _group(storage, project, "c", 700)
+        assert _list(storage, project, sort="priority") == [c.id, a.id, b.id]
+        for group in storage.list_groups(project.id, GroupQuery(sort="priority"), EVERYTHING):
+            assert group.score == priority_score(group.times_seen, group.last_seen)
+        assert _reload(storage, a).score == int(math.log(3) * 600 + at(0).timestamp())
+
+    @pytest.mark.parametrize("sort", GROUP_SORTS)
+    def test_list_groups_ties_are_ordered_by_id(self, storage: Storage, sort: str) -> None:
+        project = storage.create_project("P")
+        ids = [_group(storage, project, f"g{i}", 42.5).id for i in range(4)]
+        assert ids == sorted(ids)
+        assert _list(storage, project, sort=sort) == ids[::-1]
+        window = _window(None, 0, descending=False)
+        assert _ids(storage.list_groups(project.id, GroupQuery(sort=sort), window)) == ids
+
+    def test_equal_second_orders_by_exact_time_then_id(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        late = _group(storage, project, "late", 0.9)
+        early = _group(storage, project, "early", 0.1)
+        tied = _group(storage, project, "tied", 0.9)
+        key = epoch_seconds(at(0))
+        assert {group_sort_key(g, "date") for g in (late, early, tied)} == {key}
+        assert _list(storage, project) == [tied.id, late.id, early.id]
+        window = _window("==", key, descending=False)
+        assert _ids(storage.list_groups(project.id, GroupQuery(), window)) == [
+            early.id,
+            late.id,
+            tied.id,
+        ]
+
+    def test_list_groups_windows_on_datetime_keys(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        g1 = _group(storage, project, "g1", 0)
+        g2 = _group(storage, project, "g2", 0.5)
+        g3 = _group(storage, project, "g3", 1)
+        g4 = _group(storage, project, "g4", 2)
+        g5 = _group(storage, project, "g5", 3)
+        k = epoch_seconds(at(0))
+
+        def read(window: Window) -> list[int]:
+            return _ids(storage.list_groups(project.id, GroupQuery(), window))
+
+        assert read(_window("<=", k + 1)) == [g3.id, g2.id, g1.id]
+        assert read(_window("==", k)) == [g2.id, g1.id]
+        assert read(_window("==", k, offset=1)) == [g1.id]
+        assert read(_window("==", k, descending=False)) == [g1.id, g2.id]
+        assert read(_window(">", k + 1, descending=False)) == [g4.id, g5.id]
+        assert read(_window(">", k + 1, descending=False, limit=1)) == [g4.id]
+        assert read(_window(None, 0, offset=1, limit=2)) == [g4.id, g3.id]
+        assert read(_window("<=", k - 1)) == []
+        assert read(_window(">", k + 3)) == []
+
+    def test_list_groups_windows_on_integer_keys(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        one = _group(storage, project, "one", 0)
+        two_a = _group(storage, project, "two_a", 0, 1)
+        two_b = _group(storage, project, "two_b", 0, 1)
+        three = _group(storage, project, "three", 0, 1, 2)
+
+        def read(window: Window) -> list[int]:
+            return _ids(storage.list_groups(project.id, GroupQuery(sort="freq"), window))
+
+        assert read(_window("<=", 2)) == [two_b.id, two_a.id, one.id]
+        assert read(_window("==", 2)) == [two_b.id, two_a.id]
+        assert read(_window("==", 2, offset=1, limit=5)) == [two_a.id]
+        assert read(_window(">", 1, descending=False)) == [two_a.id, two_b.id, three.id]
+        assert read(_window(">", 2, descending=False)) == [three.id]
+
+    def test_list_groups_filters_by_status(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        a = _group(storage, project, "a", 0)
+        b = _group(storage, project, "b", 1)
+        c = _group(storage, project, "c", 2)
+        storage.update_groups(project.id, GroupQuery(ids=(b.id,)), GroupChanges(status="resolved"))
+        storage.update_groups(project.id, GroupQuery(ids=(c.id,)), GroupChanges(status="muted"))
+        assert _list(storage, project, status="unresolved") == [a.id]
+        assert _list(storage, project, status="resolved") == [b.id]
+        assert _list(storage, project, status="muted") == [c.id]
+        assert _list(storage, project) == [c.id, b.id, a.id]
+
+    def test_list_groups_filters_by_tags_anded(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        a = _group(storage, project, "a", 0, tags=(("env", "prod"), ("server", "s1")))
+        b = _group(storage, project, "b", 1, tags=(("env", "prod"), ("server", "s2")))
+        c = _group(storage, project, "c", 2, tags=(("env", "dev"), ("server", "s1")))
+        assert _list(storage, project, tags=(("env", "prod"),)) == [b.id, a.id]
+        assert _list(storage, project, tags=(("env", "prod"), ("server", "s1"))) == [a.id]
+        assert _list(storage, project, tags=(("env", "prod"), ("env", "dev"))) == []
+        assert _list(storage, project, tags=(("env", "staging"),)) == []
+        assert _list(storage, project, tags=(("server", "s1"),)) == [c.id, a.id]
+        # A value seen by any event of the group matches, not just the latest one.
+        _group(storage, project, "c", 3, tags=(("env", "prod"),))
+        assert _list(storage, project, tags=(("env", "prod"), ("server", "s1"))) == [c.id, a.id]
+        assert _list(storage, project, tags=(("env", "dev"),)) == [c.id]
+
+    def test_list_groups_filters_by_text(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        a = _group(storage, project, "a", 0, title="KeyError: Foo", message="m", culprit=None)
+        b = _group(storage, project, "b", 1, title="t", message="database TIMEOUT", culprit="x")
+        c = _group(storage, project, "c", 2, title="t", message="m", culprit="app.Handler in run")
+        d = _group(storage, project, "d", 3, title="t", message="m", culprit="x")
+        assert _list(storage, project, text="foo") == [a.id]
+        assert _list(storage, project, text="keyerror: FOO") == [a.id]
+        assert _list(storage, project, text="timeout") == [b.id]
+        assert _list(storage, project, text="HANDLER IN") == [c.id]
+        assert _list(storage, project, text="zzz") == []
+        assert _list(storage, project, text="") == [d.id, c.id, b.id, a.id]
+
+    def test_list_groups_text_is_case_insensitive_beyond_ascii(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        group = _group(storage, project, "u", 0, title="Ошибка: ÉCOLE fermée")
+        _group(storage, project, "v", 1, title="plain")
+        assert _list(storage, project, text="ошибка") == [group.id]
+        assert _list(storage, project, text="école FERMÉE") == [group.id]
+
+    def test_list_groups_text_wildcards_are_literal(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        percent = _group(storage, project, "percent", 0, title="100% done")
+        plain = _group(storage, project, "plain", 1, title="1000 done")
+        snake = _group(storage, project, "snake", 2, title="snake_case")
+        camel = _group(storage, project, "camel", 3, title="snakeXcase")
+        slash = _group(storage, project, "slash", 4, title="path a/b\\c")
+        assert _list(storage, project, text="0%") == [percent.id]
+        assert _list(storage, project, text="%") == [percent.id]
+        assert _list(storage, project, text="e_c") == [snake.id]
+        assert _list(storage, project, text="_") == [snake.id]
+        assert _list(storage, project, text="a/b") == [slash.id]
+        assert _list(storage, project, text="b\\c") == [slash.id]
+        assert _list(storage, project, text="done") == [plain.id, percent.id]
+        assert camel.id not in _list(storage, project, text="e_c")
+
+    def test_list_groups_filters_by_since_and_until(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        a = _group(storage, project, "a", 0)
+        b = _group(storage, project, "b", 10)
+        c = _group(storage, project, "c", 20)
+        assert _list(storage, project, since=at(10)) == [c.id, b.id]
+        assert _list(storage, project, until=at(10)) == [b.id, a.id]
+        assert _list(storage, project, since=at(10), until=at(10)) == [b.id]
+        assert _list(storage, project, since=at(10.5), until=at(19.5)) == []
+
+    def test_list_groups_filters_by_ids_and_project(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        other = storage.create_project("Other")
+        a = _group(storage, project, "a", 0)
+        b = _group(storage, project, "b", 1)
+        c = _group(storage, project, "c", 2)
+        foreign = _group(storage, other, "a", 3)
+        assert _list(storage, project, ids=(a.id, c.id, foreign.id)) == [c.id, a.id]
+        assert _list(storage, project, ids=()) == []
+        assert _list(storage, project) == [c.id, b.id, a.id]
+        assert _list(storage, other) == [foreign.id]
+
+    def test_count_groups_with_key(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        other = storage.create_project("Other")
+        a = _group(storage, project, "a", 0)
+        _group(storage, project, "b", 0.5, 0.5)
+        _group(storage, project, "c", 1)
+        _group(storage, other, "a", 0)
+        k = epoch_seconds(at(0))
+        assert storage.count_groups_with_key(project.id, GroupQuery(), k) == 2
+        assert storage.count_groups_with_key(project.id, GroupQuery(), k + 1) == 1
+        assert storage.count_groups_with_key(project.id, GroupQuery(), k + 5) == 0
+        assert storage.count_groups_with_key(project.id, GroupQuery(sort="new"), k) == 2
+        assert storage.count_groups_with_key(project.id, GroupQuery(sort="freq"), 1) == 2
+        assert storage.count_groups_with_key(project.id, GroupQuery(sort="freq"), 2) == 1
+        storage.update_groups(project.id, GroupQuery(ids=(a.id,)), GroupChanges(status="resolved"))
+        assert storage.count_groups_with_key(project.id, GroupQuery(status="unresolved"), k) == 1
+
+    @pytest.mark.parametrize("sort", GROUP_SORTS)
+    def test_paginate_walks_every_group_once_each_way(self, storage: Storage, sort: str) -> None:
+        project = storage.create_project("P")
+        other = storage.create_project("Other")
+        for i in range(25):
+            # Few distinct keys, exact-time ties too: runs of equal keys span pages.
+            _group(storage, project, f"g{i}", *[i // 7 + (i % 3) * 0.25] * (1 + i % 3))
+        _group(storage, other, "g0", 1)
+        query = GroupQuery(sort=sort)
+        groups = storage.list_groups(project.id, query, EVERYTHING)
+        column = _SORT_COLUMNS[sort]
+        expected = sorted(
+            groups, key=lambda g: (group_sort_key(g, sort), getattr(g, column), g.id), reverse=True
+        )
+        assert len(groups) == 25 and _ids(groups) == _ids(expected)
+
+        def fetch(window: Window) -> list[Group]:
+            return storage.list_groups(project.id, query, window)
+
+        def key(group: Group) -> int:
+            return group_sort_key(group, sort)
+
+        def count_key(k: int) -> int:
+            return storage.count_groups_with_key(project.id, query, k)
+
+        def page(cursor: Cursor | None) -> t.Any:
+            return paginate(fetch, key, cursor, 4, count_key)
+
+        forward: list[int] = []
+        current = page(None)
+        for _ in range(30):
+            assert current.rows
+            forward += _ids(current.rows)
+            if not current.next.has_results:
+                break
+            current = page(current.next)
+        assert forward == _ids(expected)
+
+        backward = _ids(current.rows)
+        for _ in range(30):
+            if not current.prev.has_results:
+                break
+            current = page(current.prev)
+            assert current.rows
+            backward = _ids(current.rows) + backward
+        assert backward == _ids(expected)
+
+    # -- stats -----------------------------------------------------------------------------
+    def test_group_stats_rollups(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        offsets = (0, 5, 15, 3600, 86401)
+        a = _group(storage, project, "a", *offsets)
+        b = _group(storage, project, "b", 7)
+        quiet = _group(storage, storage.create_project("Q"), "q", 0)
+        k = epoch_seconds(at(0))
+        for resolution in (10, 3600, 86400):
+            expected: dict[int, int] = {}
+            for offset in offsets:
+                bucket = (k + offset) - (k + offset) % resolution
+                expected[bucket] = expected.get(bucket, 0) + 1
+            stats = storage.group_stats([a.id, b.id], resolution, 0, 2**40)
+            assert stats[a.id] == expected
+            assert stats[b.id] == {(k + 7) - (k + 7) % resolution: 1}
+            assert set(stats) == {a.id, b.id}
+        stats = storage.group_stats([a.id], 10, 0, 2**40)
+        assert stats[a.id] == {k: 2, k + 10: 1, k + 3600: 1, k + 86400: 1}
+        assert storage.group_stats([999_999], 3600, 0, 2**40) == {999_999: {}}
+        assert storage.group_stats([], 3600, 0, 2**40) == {}
+        assert storage.group_stats([quiet.id], 3600, 0, 2**40)[quiet.id] == {k: 1}
+
+    def test_group_stats_bounds_are_inclusive_bucket_starts(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        group = _group(storage, project, "a", 0, 1, 2, 3600)
+        k = epoch_seconds(at(0))
+        assert k % 3600 == 0
+
+        def read(start: int, end: int) -> dict[int, int]:
+            return storage.group_stats([group.id], 3600, start, end)[group.id]
+
+        assert read(k, k + 3600) == {k: 3, k + 3600: 1}
+        assert read(k + 1, k + 3600) == {k + 3600: 1}
+        assert read(k, k + 3599) == {k: 3}
+        assert read(k + 1, k + 3599) == {}
+        assert read(k + 3600, k + 3600) == {k + 3600: 1}
+
+    # -- update_groups ---------------------------------------------------------------------
+    def test_update_groups_resolve_stamps_only_unresolved(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        a = _group(storage, project, "a", 0)
+        b = _group(storage, project, "b", 1)
+        c = _group(storage, project, "c", 2)
+        before = datetime.now(UTC)
+        resolved = GroupChanges(status="resolved")
+        assert storage.update_groups(project.id, GroupQuery(ids=(a.id,)), resolved) == 1
+        stamp = _reload(storage, a).resolved_at
+        assert stamp is not None and stamp.utcoffset() == timedelta(0)
+        assert before - timedelta(seconds=1) <= stamp <= datetime.now(UTC) + timedelta(seconds=1)
+        time.sleep(0.01)
+        assert storage.update_groups(project.id, GroupQuery(), resolved) == 3
+        assert _reload(storage, a).resolved_at == stamp
+        for group in (b, c):
+            fresh = _reload(storage, group)
+            assert fresh.status == "resolved"
+            assert fresh.resolved_at is not None and fresh.resolved_at > stamp
+        assert _list(storage, project, status="resolved") == [c.id, b.id, a.id]
+
+    def test_update_groups_other_statuses_clear_resolved_at(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        a = _group(storage, project, "a", 0)
+        b = _group(storage, project, "b", 1)
+        storage.update_groups(project.id, GroupQuery(), GroupChanges(status="resolved"))
+        only_a = GroupQuery(ids=(a.id,))
+        assert storage.update_groups(project.id, only_a, GroupChanges(status="unresolved")) == 1
+        assert (_reload(storage, a).status, _reload(storage, a).resolved_at) == ("unresolved", None)
+        only_b = GroupQuery(ids=(b.id,))
+        assert storage.update_groups(project.id, only_b, GroupChanges(status="muted")) == 1
+        assert (_reload(storage, b).status, _reload(storage, b).resolved_at) == ("muted", None)
+
+    def test_update_groups_flags(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        a = _group(storage, project, "a", 0)
+        b = _group(storage, project, "b", 1)
+        changes = GroupChanges(is_public=True, is_bookmarked=True)
+        assert storage.update_groups(project.id, GroupQuery(ids=(a.id,)), changes) == 1
+        fresh = _reload(storage, a)
+        assert (fresh.is_public, fresh.is_bookmarked, fresh.has_seen) == (True, True, False)
+        assert fresh.status == "unresolved" and fresh.times_seen == 1
+        assert _reload(storage, b) == b
+        changes = GroupChanges(is_bookmarked=False, has_seen=True)
+        assert storage.update_groups(project.id, GroupQuery(), changes) == 2
+        fresh = _reload(storage, a)
+        assert (fresh.is_public, fresh.is_bookmarked, fresh.has_seen) == (True, False, True)
+        fresh_b = _reload(storage, b)
+        assert (fresh_b.is_public, fresh_b.is_bookmarked, fresh_b.has_seen) == (False, False, True)
+
+    def test_update_groups_returns_matched_count(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        _group(storage, project, "a", 0, tags=(("env", "prod"),))
+        _group(storage, project, "b", 1, tags=(("env", "prod"),))
+        _group(storage, project, "c", 2, tags=(("env", "dev"),))
+        resolve = GroupChanges(status="resolved")
+        prod = GroupQuery(tags=(("env", "prod"),))
+        assert storage.update_groups(project.id, prod, resolve) == 2
+        assert storage.update_groups(project.id, prod, resolve) == 2  # unchanged, still matched
+        assert storage.update_groups(project.id, GroupQuery(status="unresolved"), resolve) == 1
+        assert storage.update_groups(project.id, GroupQuery(text="nothing"), resolve) == 0
+        assert storage.update_groups(project.id, GroupQuery(), GroupChanges()) == 3
+        assert _list(storage, project, status="resolved") != []
+        assert _list(storage, project, status="unresolved") == []
+
+    def test_update_groups_ignores_other_projects(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        other = storage.create_project("Other")
+        mine = _group(storage, project, "a", 0)
+        foreign = _group(storage, other, "a", 0)
+        query = GroupQuery(ids=(foreign.id,))
+        changes = GroupChanges(status="resolved", is_bookmarked=True)
+        assert storage.update_groups(project.id, query, changes) == 0
+        assert _reload(storage, foreign) == foreign
+        assert storage.update_groups(other.id, GroupQuery(), GroupChanges(has_seen=True)) == 1
+        assert _reload(storage, mine) == mine
+
+    def test_update_group(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        a = _group(storage, project, "a", 0)
+        b = _group(storage, project, "b", 1)
+        updated = storage.update_group(a.id, GroupChanges(status="resolved", is_public=True))
+        assert updated is not None and updated == _reload(storage, a)
+        assert (updated.status, updated.is_public) == ("resolved", True)
+        assert updated.resolved_at is not None
+        assert _reload(storage, b) == b
+        assert storage.update_group(999_999, GroupChanges(status="resolved")) is None
+
+    # -- merge_groups ------------------------------------------------------------------------
+    def test_merge_groups_parent_has_most_events(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        a = _group(storage, project, "a", 0)
+        b = _group(storage, project, "b", 1, 2, 3)
+        c = _group(storage, project, "c", 4, 5)
+        parent, children = storage.merge_groups(project.id, [a.id, b.id, c.id])
+        assert parent == b.id and sorted(children) == [a.id, c.id]
+        assert _list(storage, project) == [b.id]
+
+    def test_merge_groups_tie_goes_to_lowest_id(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        a = _group(storage, project, "a", 0)
+        b = _group(storage, project, "b", 1, 2)
+        c = _group(storage, project, "c", 3, 4)
+        parent, children = storage.merge_groups(project.id, [c.id, b.id, a.id])
+        assert parent == b.id and sorted(children) == [a.id, c.id]
+
+    def test_merge_groups_moves_events_and_sums_counts(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        a = _group(storage, project, "a", 10, 20)
+        b = _group(storage, project, "b", 5, 30, 40)
+        c = _group(storage, project, "c", 50)
+        child_events = storage.list_events(a.id, EVERYTHING) + storage.list_events(c.id, EVERYTHING)
+        all_events = {e.id for e in child_events} | set(_ids(storage.list_events(b.id, EVERYTHING)))
+        parent, children = storage.merge_groups(project.id, [a.id, b.id, c.id])
+        assert parent == b.id
+        for child in (a, c):
+            assert storage.get_group(child.id) is None
+            assert storage.list_events(child.id, EVERYTHING) == []
+        merged = _reload(storage, b)
+        assert merged.times_seen == 6
+        assert (merged.first_seen, merged.last_seen) == (at(5), at(50))
+        assert merged.score == priority_score(6, at(50))
+        assert set(_ids(storage.list_events(b.id, EVERYTHING))) == all_events
+        for event in child_events:
+            moved = storage.get_event(event.id)
+            assert moved is not None and moved.group_id == b.id
+        latest = storage.latest_event(b.id)
+        assert latest is not None and latest.datetime == at(50)
+        assert (merged.title, merged.hash) == (b.title, b.hash)
+
+    def test_merge_groups_merges_users_tags_stats_and_notes(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        a = _group(storage, project, "a", 0, tags=(("user", "id:1"), ("browser", "x")))
+        _group(storage, project, "a", 1, tags=(("user", "id:2"),))
+        b = _group(storage, project, "b", 2, tags=(("user", "id:2"),))
+        b = _group(storage, project, "b", 3, tags=(("user", "id:3"),))
+        b = _group(storage, project, "b", 4, tags=(("user", "id:3"),))
+        storage.create_note(a.id, "on a")
+        storage.create_note(b.id, "on b")
+        k = epoch_seconds(at(0))
+        parent, _children = storage.merge_groups(project.id, [a.id, b.id])
+        assert parent == b.id
+        merged = _reload(storage, b)
+        assert merged.user_count == 3
+        assert merged.num_comments == 2
+        notes = storage.list_notes(b.id, EVERYTHING)
+        assert sorted(n.text for n in notes) == ["on a", "on b"]
+        assert all(n.group_id == b.id for n in notes)
+        assert _list(storage, project, tags=(("browser", "x"),)) == [b.id]
+        assert _list(storage, project, tags=(("user", "id:1"), ("user", "id:3"))) == [b.id]
+        assert storage.group_stats([b.id], 3600, 0, 2**40)[b.id] == {k: 5}
+        assert sum(storage.group_stats([b.id], 10, 0, 2**40)[b.id].values()) == 5
+        # Users already counted stay counted once; a new one adds one.
+        again = storage.save_event(
+            project.id, make_event(group_hash="b", timestamp=at(5), tags=(("user", "id:1"),))
+        )
+        assert again.group.user_count == 3
+        again = storage.save_event(
+            project.id, make_event(group_hash="b", timestamp=at(6), tags=(("user", "id:4"),))
+        )
+        assert again.group.user_count == 4
+
+    def test_merge_groups_only_within_the_project(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        other = storage.create_project("Other")
+        mine = _group(storage, project, "a", 0)
+        foreign = _group(storage, other, "b", 0, 1, 2)
+        assert storage.merge_groups(project.id, [mine.id, foreign.id]) == (mine.id, [])
+        assert _reload(storage, mine) == mine
+        assert _reload(storage, foreign) == foreign
+
+    # -- delete_groups -----------------------------------------------------------------------
+    def test_delete_groups_removes_events_and_notes(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        a = _group(storage, project, "a", 0, 1)
+        b = _group(storage, project, "b", 2)
+        keep = _group(storage, project, "keep", 3)
+        doomed_events = storage.list_events(a.id, EVERYTHING) + storage.list_events(
+            b.id, EVERYTHING
+        )
+        storage.create_note(a.id, "bye")
+        kept_note = storage.create_note(keep.id, "stay")
+        keep = _reload(storage, keep)
+        assert storage.delete_groups(project.id, [a.id, b.id, 999_999]) == 2
+        assert storage.get_group(a.id) is None and storage.get_group(b.id) is None
+        for event in doomed_events:
+            assert storage.get_event(event.id) is None
+        assert storage.list_events(a.id, EVERYTHING) == []
+        assert storage.list_notes(a.id, EVERYTHING) == []
+        assert storage.latest_event(a.id) is None
+        assert storage.group_stats([a.id], 3600, 0, 2**40) == {a.id: {}}
+        assert _list(storage, project) == [keep.id]
+        assert _reload(storage, keep) == keep
+        assert storage.list_notes(keep.id, EVERYTHING) == [kept_note]
+        assert len(storage.list_events(keep.id, EVERYTHING)) == 1
+
+    def test_delete_groups_ignores_other_projects(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        other = storage.create_project("Other")
+        foreign = _group(storage, other, "a", 0)
+        assert storage.delete_groups(project.id, [foreign.id]) == 0
+        assert _reload(storage, foreign) == foreign
+        assert len(storage.list_events(foreign.id, EVERYTHING)) == 1
+        assert storage.delete_groups(project.id, []) == 0
+
+    def test_delete_groups_forgets_tags_stats_and_event_ids(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        event_id = uuid.uuid4().hex
+        first = storage.save_event(
+            project.id,
+            make_event(event_id=event_id, group_hash="h", timestamp=at(0), tags=(("user", "u"),)),
+        )
+        assert storage.delete_groups(project.id, [first.group.id]) == 1
+        again = storage.save_event(
+            project.id,
+            make_event(event_id=event_id, group_hash="h", timestamp=at(1), tags=(("user", "u"),)),
+        )
+        assert again.created and again.is_new_group
+        assert (again.group.times_seen, again.group.user_count) == (1, 1)
+        assert storage.group_stats([again.group.id], 86400, 0, 2**40)[again.group.id] == {
+            epoch_seconds(at(0)) - epoch_seconds(at(0)) % 86400: 1
+        }
+
+    # -- events ----------------------------------------------------------------------------
+    def test_list_events_by_id_window(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        events = []
+        for offset in (50, 10, 40, 20, 30):
+            events.append(storage.save_event(project.id, make_event(timestamp=at(offset))).event)
+            storage.save_event(project.id, make_event(group_hash="noise", timestamp=at(offset)))
+        group_id = events[0].group_id
+        ids = [e.id for e in events]
+        assert ids == sorted(ids)
+
+        def read(window: Window) -> list[int]:
+            return _ids(storage.list_events(group_id, window))
+
+        assert read(EVERYTHING) == ids[::-1]
+        assert read(_window(None, 0, descending=False)) == ids
+        assert read(_window("<=", ids[2])) == [ids[2], ids[1], ids[0]]
+        assert read(_window("==", ids[2])) == [ids[2]]
+        assert read(_window(">", ids[2], descending=False)) == [ids[3], ids[4]]
+        assert read(_window(None, 0, offset=1, limit=2)) == [ids[3], ids[2]]
+        assert storage.list_events(999_999, EVERYTHING) == []
+
+    def test_get_event(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        saved = storage.save_event(project.id, make_event(tags=(("a", "b"),)))
+        assert storage.get_event(saved.event.id) == saved.event
+        assert storage.get_event(999_999) is None
+
+    def test_latest_event_by_time_then_id(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        save = storage.save_event
+        save(project.id, make_event(timestamp=at(10)))
+        first_at_30 = save(project.id, make_event(timestamp=at(30))).event
+        save(project.id, make_event(timestamp=at(20)))
+        group_id = first_at_30.group_id
+        latest = storage.latest_event(group_id)
+        assert latest == first_at_30
+        second_at_30 = save(project.id, make_event(timestamp=at(30))).event
+        assert storage.latest_event(group_id) == second_at_30
+        save(project.id, make_event(timestamp=at(25)))
+        assert storage.latest_event(group_id) == second_at_30
+        assert storage.latest_event(999_999) is None
+
+    def test_adjacent_events_by_time_then_id(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+
+        def save(offset: float, group_hash: str = "h") -> Event:
+            event = make_event(group_hash=group_hash, timestamp=at(offset))
+            return storage.save_event(project.id, event).event
+
+        e10 = save(10)
+        e30 = save(30)
+        e20a = save(20)
+        e20b = save(20)
+        save(15, "other")
+        save(25, "other")
+        assert storage.adjacent_events(e10) == (None, e20a.id)
+        assert storage.adjacent_events(e20a) == (e10.id, e20b.id)
+        assert storage.adjacent_events(e20b) == (e20a.id, e30.id)
+        assert storage.adjacent_events(e30) == (e20b.id, None)
+        lone = save(0, "lone")
+        assert storage.adjacent_events(lone) == (None, None)
+
+    # -- notes -----------------------------------------------------------------------------
+    def test_create_note_counts_comments(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        group = _group(storage, project, "a", 0)
+        other = _group(storage, project, "b", 1)
+        note = storage.create_note(group.id, "first note")
+        assert (note.group_id, note.text) == (group.id, "first note")
+        assert note.date_created.utcoffset() == timedelta(0)
+        assert abs(datetime.now(UTC) - note.date_created) < timedelta(minutes=5)
+        storage.create_note(group.id, "second")
+        assert _reload(storage, group).num_comments == 2
+        assert _reload(storage, other).num_comments == 0
+
+    def test_list_notes_newest_first_by_id_window(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        group = _group(storage, project, "a", 0)
+        other = _group(storage, project, "b", 1)
+        notes = []
+        for i in range(4):
+            notes.append(storage.create_note(group.id, f"note {i}"))
+            storage.create_note(other.id, f"noise {i}")
+        ids = [n.id for n in notes]
+        assert ids == sorted(ids)
+        assert storage.list_notes(group.id, EVERYTHING) == notes[::-1]
+        assert _ids(storage.list_notes(group.id, _window("<=", ids[1]))) == [ids[1], ids[0]]
+        assert _ids(storage.list_notes(group.id, _window(">", ids[1], False))) == ids[2:]
+        assert _ids(storage.list_notes(group.id, _window(None, 0, offset=1, limit=2))) == [
+            ids[2],
+            ids[1],
+        ]
+        assert storage.list_notes(999_999, EVERYTHING) == []
+
+    # -- releases --------------------------------------------------------------------------
+    def test_save_event_records_releases(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        other = storage.create_project("Other")
+
+        def save(group_hash: str, offset: float, release: str | None) -> t.Any:
+            event = make_event(group_hash=group_hash, timestamp=at(offset), release=release)
+            return storage.save_event(project.id, event)
+
+        first = save("a", 10, "1.0")
+        save("a", 5, "1.0")
+        save("b", 20, "1.0")
+        save("a", 30, "2.0")
+        save("c", 40, None)
+        retry = make_event(event_id=first.event.event_id, group_hash="a", timestamp=at(0))
+        assert not storage.save_event(project.id, dataclasses.replace(retry, release="1.0")).created
+        one = storage.get_release(project.id, "1.0")
+        assert one is not None
+        assert (one.project_id, one.version, one.new_groups) == (project.id, "1.0", 2)
+        assert (one.first_event, one.last_event) == (at(5), at(20))
+        assert one.date_created.utcoffset() == timedelta(0)
+        two = storage.get_release(project.id, "2.0")
+        assert two is not None
+        assert (two.first_event, two.last_event, two.new_groups) == (at(30), at(30), 0)
+        assert storage.get_release(other.id, "1.0") is None
+        assert storage.get_release(project.id, "3.0") is None
+        assert [r.version for r in storage.list_releases(project.id, EVERYTHING)] == ["2.0", "1.0"]
+        assert storage.list_releases(other.id, EVERYTHING) == []
+
+    def test_create_release(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        other = storage.create_project("Other")
+        release = storage.create_release(project.id, "3.0")
+        assert (release.project_id, release.version, release.new_groups) == (project.id, "3.0", 0)
+        assert release.first_event is None and release.last_event is None
+        assert release.date_created.utcoffset() == timedelta(0)
+        assert storage.get_release(project.id, "3.0") == release
+        with pytest.raises(Conflict) as info:
+            storage.create_release(project.id, "3.0")
+        assert info.value.field == "version"
+        assert storage.get_release(project.id, "3.0") == release
+        assert storage.create_release(other.id, "3.0").id != release.id
+        storage.save_event(project.id, make_event(release="3.0", timestamp=at(7)))
+        seen = storage.get_release(project.id, "3.0")
+        assert seen is not None and seen.id == release.id
+        assert (seen.first_event, seen.last_event, seen.new_groups) == (at(7), at(7), 1)
+        assert seen.date_created == release.date_created
+
+    def test_list_releases_by_id_window(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        other = storage.create_project("Other")
+        releases = []
+        for version in ("a", "c", "b", "d"):
+            releases.append(storage.create_release(project.id, version))
+            storage.create_release(other.id, version)
+        ids = [r.id for r in releases]
+        assert ids == sorted(ids)
+
+        def read(window: Window) -> list[int]:
+            return _ids(storage.list_releases(project.id, window))
+
+        assert storage.list_releases(project.id, EVERYTHING) == releases[::-1]
+        assert read(_window("<=", ids[2])) == [ids[2], ids[1], ids[0]]
+        assert read(_window("==", ids[1])) == [ids[1]]
+        assert read(_window(">", ids[1], descending=False)) == [ids[2], ids[3]]
+        assert read(_window(None, 0, offset=1, limit=2)) == [ids[2], ids[1]]
+
+    def test_delete_release(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        other = storage.create_project("Other")
+        storage.save_event(project.id, make_event(release="1.0", timestamp=at(0)))
+        kept = storage.create_release(other.id, "1.0")
+        assert storage.delete_release(project.id, "1.0") is True
+        assert storage.get_release(project.id, "1.0") is None
+        assert storage.list_releases(project.id, EVERYTHING) == []
+        assert storage.delete_release(project.id, "1.0") is False
+        assert storage.delete_release(project.id, "never") is False
+        assert storage.get_release(other.id, "1.0") == kept
+        # A later event names it again, so it is recorded afresh.
+        storage.save_event(project.id, make_event(release="1.0", timestamp=at(9)))
+        again = storage.get_release(project.id, "1.0")
+        assert again is not None
+        assert (again.first_event, again.last_event, again.new_groups) == (at(9), at(9), 0)
+
+    # -- tags ------------------------------------------------------------------------------
+    def test_group_tag_keys(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        tagged = (
+            (0, (("browser", "chrome"), ("os", "linux"))),
+            (5, (("browser", "firefox"), ("os", "mac"))),
+            (1, (("browser", "chrome"),)),
+            (9, (("browser", "chrome"),)),
+        )
+        for offset, tags in tagged:
+            group = storage.save_event(
+                project.id, make_event(group_hash="h", timestamp=at(offset), tags=tags)
+            ).group
+        storage.save_event(project.id, make_event(group_hash="k", tags=(("zone", "z"),)))
+        summaries = storage.group_tag_keys(group.id, 5)
+        assert [k.key for k in summaries] == ["browser", "os"]
+        browser, os_ = summaries
+        assert (browser.unique_values, browser.total_values) == (2, 4)
+        assert [(v.value, v.times_seen) for v in browser.top_values] == [
+            ("chrome", 3),
+            ("firefox", 1),
+        ]
+        chrome = browser.top_values[0]
+        assert (chrome.key, chrome.first_seen, chrome.last_seen) == ("browser", at(0), at(9))
+        # Equal counts: the value recorded later comes first (ties by id, descending).
+        assert [v.value for v in os_.top_values] == ["mac", "linux"]
+        assert (os_.unique_values, os_.total_values) == (2, 2)
+        top_one = storage.group_tag_keys(group.id, 1)
+        assert [[v.value for v in k.top_values] for k in top_one] == [["chrome"], ["mac"]]
+        assert [(k.unique_values, k.total_values) for k in top_one] == [(2, 4), (2, 2)]
+        assert storage.group_tag_keys(999_999, 5) == []
+
+    def test_list_tag_values_in_project_and_group(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        other = storage.create_project("Other")
+        groups: dict[str, Group] = {}
+        for group_hash, value, offset in (
+            ("a", "x", 0),
+            ("a", "y", 1),
+            ("b", "y", 2),
+            ("b", "z", 3),
+            ("b", "y", 4),
+            ("a", "w", 5),
+        ):
+            event = make_event(group_hash=group_hash, timestamp=at(offset), tags=(("k", value),))
+            groups[group_hash] = storage.save_event(project.id, event).group
+        storage.save_event(other.id, make_event(group_hash="a", tags=(("k", "y"),)))
+        a = groups["a"]
+
+        def values(rows: t.Sequence[t.Any]) -> list[tuple[str, int]]:
+            return [(row.value, row.times_seen) for row in rows]
+
+        everywhere = storage.list_tag_values(project.id, "k", EVERYTHING)
+        assert values(everywhere) == [("y", 3), ("w", 1), ("z", 1), ("x", 1)]
+        assert all(row.key == "k" for row in everywhere)
+        y = everywhere[0]
+        assert (y.first_seen, y.last_seen) == (at(1), at(4))
+        in_a = storage.list_tag_values(project.id, "k", EVERYTHING, group_id=a.id)
+        assert values(in_a) == [("w", 1), ("y", 1), ("x", 1)]
+        ascending = storage.list_tag_values(project.id, "k", _window(">", 0, descending=False))
+        assert values(ascending) == [("x", 1), ("z", 1), ("w", 1), ("y", 3)]
+        assert values(storage.list_tag_values(project.id, "k", _window("==", 1, limit=2))) == [
+            ("w", 1),
+            ("z", 1),
+        ]
+        assert values(storage.list_tag_values(project.id, "k", _window("<=", 1, offset=2))) == [
+            ("x", 1)
+        ]
+        assert storage.list_tag_values(project.id, "nope", EVERYTHING) == []
+        assert storage.list_tag_values(other.id, "k", EVERYTHING, group_id=a.id) == []
+        assert values(storage.list_tag_values(other.id, "k", EVERYTHING)) == [("y", 1)]
+
+    def test_count_tag_values_with_key(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        for group_hash, value in (("a", "x"), ("a", "y"), ("b", "y"), ("b", "z"), ("b", "y")):
+            storage.save_event(project.id, make_event(group_hash=group_hash, tags=(("k", value),)))
+        b = storage.list_groups(project.id, GroupQuery(sort="freq"), EVERYTHING)[0]
+        assert b.hash == "b"
+        assert storage.count_tag_values_with_key(project.id, "k", 1) == 2
+        assert storage.count_tag_values_with_key(project.id, "k", 3) == 1
+        assert storage.count_tag_values_with_key(project.id, "k", 2) == 0
+        assert storage.count_tag_values_with_key(project.id, "k", 2, group_id=b.id) == 1
+        assert storage.count_tag_values_with_key(project.id, "k", 1, group_id=b.id) == 1
+        assert storage.count_tag_values_with_key(project.id, "other", 1) == 0
+
+    def test_delete_tag_key(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        other = storage.create_project("Other")
+        tags = (("browser", "chrome"), ("user", "id:1"))
+        group = _group(storage, project, "a", 0, tags=tags)
+        _group(storage, project, "a", 1, tags=(("user", "id:2"),))
+        foreign = _group(storage, other, "a", 0, tags=tags)
+        assert storage.delete_tag_key(project.id, "browser") is True
+        assert [k.key for k in storage.group_tag_keys(group.id, 5)] == ["user"]
+        assert storage.list_tag_values(project.id, "browser", EVERYTHING) == []
+        assert _list(storage, project, tags=(("browser", "chrome"),)) == []
+        assert storage.delete_tag_key(project.id, "browser") is False
+        assert storage.delete_tag_key(project.id, "never") is False
+        assert _reload(storage, group).user_count == 2
+        assert storage.delete_tag_key(project.id, "user") is True
+        assert _reload(storage, group).user_count == 0
+        assert storage.group_tag_keys(group.id, 5) == []
+        assert _reload(storage, foreign) == foreign
+        assert [k.key for k in storage.group_tag_keys(foreign.id, 5)] == ["browser", "user"]
+        assert len(storage.list_tag_values(other.id, "browser", EVERYTHING)) == 1
+        again = storage.save_event(
+            project.id, make_event(group_hash="a", timestamp=at(2), tags=(("user", "id:1"),))
+        )
+        assert again.group.user_count == 1
+
+    def test_merge_groups_sums_tag_values(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        a = _group(storage, project, "a", 0, 1, tags=(("browser", "chrome"),))
+        b = _group(storage, project, "b", 2, 3, 4, tags=(("browser", "chrome"),))
+        _group(storage, project, "b", 5, tags=(("browser", "safari"),))
+        before = storage.list_tag_values(project.id, "browser", EVERYTHING)
+        parent, _children = storage.merge_groups(project.id, [a.id, b.id])
+        assert parent == b.id
+        [browser] = storage.group_tag_keys(b.id, 5)
+        assert (browser.unique_values, browser.total_values) == (2, 6)
+        chrome = browser.top_values[0]
+        assert (chrome.value, chrome.times_seen) == ("chrome", 5)
+        assert (chrome.first_seen, chrome.last_seen) == (at(0), at(4))
+        # Project-wide counts are about events, which merging does not change.
+        assert storage.list_tag_values(project.id, "browser", EVERYTHING) == before
+
+    # -- project stats ---------------------------------------------------------------------
+    def test_project_stats(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        other = storage.create_project("Other")
+        _group(storage, project, "a", 0, 5, 3600)
+        dup = storage.save_event(project.id, make_event(group_hash="b", timestamp=at(15)))
+        storage.save_event(project.id, make_event(event_id=dup.event.event_id, timestamp=at(15)))
+        _group(storage, other, "a", 0)
+        k = epoch_seconds(at(0))
+        day = k - k % 86400
+        assert storage.project_stats(project.id, 3600, 0, 2**40) == {k: 3, k + 3600: 1}
+        assert storage.project_stats(project.id, 10, 0, 2**40) == {k: 2, k + 10: 1, k + 3600: 1}
+        assert storage.project_stats(project.id, 86400, 0, 2**40) == {day: 4}
+        assert storage.project_stats(project.id, 3600, k, k) == {k: 3}
+        assert storage.project_stats(project.id, 3600, k + 1, k + 3600) == {k + 3600: 1}
+        assert storage.project_stats(project.id, 3600, k + 1, k + 3599) == {}
+        assert storage.project_stats(other.id, 3600, 0, 2**40) == {k: 1}
+        assert storage.project_stats(999_999, 3600, 0, 2**40) == {}

@@ -1,0 +1,353 @@
+"""The Storage contract against both shipped storages, plus a differential test between them.
+
+The SQLAlchemy storage runs on in-memory SQLite unless ``SENTRY_API_TEST_DATABASE_URL``
+names another database (e.g. ``postgresql+psycopg://postgres@127.0.0.1:5432/test``); its
+tables are dropped and recreated around every test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import typing as t
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from flask_sentry_api import storage as s
+from flask_sentry_api.memory_storage import MemoryStorage
+from flask_sentry_api.pagination import Window
+from flask_sentry_api.sqlalchemy_storage import SQLAlchemyStorage
+from flask_sentry_api.testing import T0
+from flask_sentry_api.testing import StorageContract
+from flask_sentry_api.testing import make_event
+
+DATABASE_URL = os.environ.get("SENTRY_API_TEST_DATABASE_URL", "sqlite://")
+ON_SQLITE = DATABASE_URL.startswith("sqlite")
+#: A shared server database may be in use by other test runs at the same time: tables of
+#: their own per process keep runs from dropping each other's tables.
+TABLE_PREFIX = "sentry_" if ON_SQLITE else f"sentry_t{os.getpid()}_"
+EVERYTHING = Window(op=None, value=0, descending=True, offset=0, limit=1000)
+
+
+@contextmanager
+def sqlalchemy_storage(*, never_reuse_ids: bool = False) -> Iterator[SQLAlchemyStorage]:
+    """A SQLAlchemyStorage on fresh tables, inside a pushed app context.
+
+    SQLite hands out the highest deleted rowid again unless a table is ``AUTOINCREMENT``;
+    ``never_reuse_ids`` declares the tables so, to compare ids with MemoryStorage (and
+    PostgreSQL), whose ids are never reused.
+    """
+    flask_app = Flask(__name__)
+    flask_app.config["SQLALCHEMY_DATABASE_URI"] = DATABASE_URL
+    db = SQLAlchemy(flask_app)
+    storage = SQLAlchemyStorage(db, table_prefix=TABLE_PREFIX)
+    if never_reuse_ids:
+        for table in storage.models.tables:
+            table.dialect_options["sqlite"]["autoincrement"] = True
+    context = flask_app.app_context()
+    context.push()
+    try:
+        db.drop_all()
+        if never_reuse_ids:
+            # Created from the (changed) metadata, then taken over by the migrations.
+            db.metadata.create_all(bind=db.engine, tables=storage.models.tables)
+        storage.init_schema()
+        yield storage
+    finally:
+        db.session.remove()
+        db.drop_all()
+        if not ON_SQLITE:
+            with db.engine.begin() as connection:
+                connection.execute(sa.text(f"DROP TABLE IF EXISTS {TABLE_PREFIX}alembic_version"))
+        db.engine.dispose()  # one engine per test: do not leave its connections open
+        context.pop()
+
+
+class TestMemoryStorage(StorageContract):
+    @pytest.fixture
+    def storage(self) -> Iterator[MemoryStorage]:
+        yield MemoryStorage()
+
+
+class TestSQLAlchemyStorage(StorageContract):
+    @pytest.fixture
+    def storage(self) -> Iterator[SQLAlchemyStorage]:
+        with sqlalchemy_storage() as storage:
+            yield storage
+
+
+# -- MemoryStorage specifics ------------------------------------------------------------------
+def test_memory_storage_is_safe_under_threads() -> None:
+    storage = MemoryStorage()
+    project = storage.create_project("P")
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(50):
+                tags = (("user", f"u{(n * 50 + i) % 7}"),)
+                storage.save_event(project.id, make_event(group_hash=f"h{i % 3}", tags=tags))
+                storage.create_note(1, f"{n}-{i}")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    groups = storage.list_groups(project.id, s.GroupQuery(), EVERYTHING)
+    assert sum(g.times_seen for g in groups) == 400
+    assert len({e.id for g in groups for e in storage.list_events(g.id, EVERYTHING)}) == 400
+    assert storage.get_group(1).num_comments == 400  # type: ignore[union-attr]
+    assert all(g.user_count == 7 for g in groups)
+    assert sum(storage.project_stats(project.id, 86400, 0, 2**40).values()) == 400
+
+
+def test_memory_storage_records_cannot_write_through() -> None:
+    storage = MemoryStorage()
+    project = storage.create_project("P")
+    event = make_event(metadata={"type": "E"}, data={"extra": {"a": [1]}}, user={"id": "1"})
+    saved = storage.save_event(project.id, event)
+    saved.group.metadata["type"] = "changed"  # type: ignore[index]
+    saved.event.data["extra"]["a"].append(2)  # type: ignore[index]
+    saved.event.user["id"] = "2"  # type: ignore[index]
+    event.metadata["type"] = "changed too"  # type: ignore[index]
+    assert storage.get_group(saved.group.id).metadata == {"type": "E"}  # type: ignore[union-attr]
+    stored = storage.get_event(saved.event.id)
+    assert stored is not None
+    assert stored.data == {"extra": {"a": [1]}} and stored.user == {"id": "1"}
+
+
+def test_memory_storage_refuses_naive_datetimes() -> None:
+    storage = MemoryStorage()
+    project = storage.create_project("P")
+    with pytest.raises(ValueError, match="naive"):
+        storage.save_event(project.id, make_event(timestamp=T0.replace(tzinfo=None)))
+    assert storage.list_groups(project.id, s.GroupQuery(), EVERYTHING) == []
+    assert storage.project_stats(project.id, 10, 0, 2**40) == {}
+
+
+# -- differential: MemoryStorage and SQLAlchemyStorage answer alike -----------------------------
+OFFSETS = (0, 0.25, 0.5, 1, 1.75, 2, 3600, 7200.5, 86400)
+HASHES = ("a", "b", "c", "d", "e")
+VERSIONS = ("1.0", "2.0", "3.0")
+TAG_KEYS = ("user", "browser", "level")
+
+save_ops = st.tuples(
+    st.just("save"),
+    st.integers(0, 1),  # project
+    st.sampled_from(HASHES),
+    st.sampled_from(OFFSETS),
+    st.sampled_from(s.LEVELS),
+    st.sampled_from((None, "x.y in z", "a_b%c")),  # culprit
+    st.sampled_from((None, "id:1", "id:2", "id:3")),  # user tag
+    st.sampled_from((None, "chrome", "firefox")),  # browser tag
+    st.sampled_from((None, *VERSIONS)),  # release
+    st.integers(0, 40),  # event id (repeats are SDK retries)
+)
+flag_changes = st.sampled_from((None, True, False))
+update_ops = st.tuples(
+    st.just("update"),
+    st.integers(0, 1),
+    st.sampled_from((None, *s.GROUP_STATUSES)),  # status filter
+    st.one_of(st.none(), st.lists(st.integers(1, 12), max_size=4).map(tuple)),  # ids
+    st.builds(
+        s.GroupChanges,
+        status=st.sampled_from((None, *s.GROUP_STATUSES)),
+        is_public=flag_changes,
+        is_bookmarked=flag_changes,
+        has_seen=flag_changes,
+    ),
+)
+merge_ops = st.tuples(st.just("merge"), st.integers(0, 1), st.lists(st.integers(1, 12), max_size=4))
+delete_ops = st.tuples(
+    st.just("delete"), st.integers(0, 1), st.lists(st.integers(1, 12), max_size=3)
+)
+note_ops = st.tuples(st.just("note"), st.integers(0, 100))
+release_ops = st.tuples(
+    st.sampled_from(("create_release", "delete_release")),
+    st.integers(0, 1),
+    st.sampled_from(VERSIONS),
+)
+tag_key_ops = st.tuples(st.just("delete_tag_key"), st.integers(0, 1), st.sampled_from(TAG_KEYS))
+operations = st.lists(
+    st.one_of(
+        save_ops,
+        save_ops,
+        save_ops,
+        update_ops,
+        merge_ops,
+        delete_ops,
+        note_ops,
+        release_ops,
+        tag_key_ops,
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+def _normal(record: t.Any) -> t.Any:
+    """A record with the fields that depend on the wall clock made comparable.
+
+    ``INSERT ... ON CONFLICT`` draws a new id even when it updates (PostgreSQL sequences,
+    SQLite ``AUTOINCREMENT``), so release and tag value ids have gaps there and only their
+    order is compared.
+    """
+    if isinstance(record, s.Group):
+        return dataclasses.replace(record, resolved_at=record.resolved_at is not None)  # type: ignore[arg-type]
+    if isinstance(record, s.Event):
+        return dataclasses.replace(record, date_received=None)  # type: ignore[arg-type]
+    if isinstance(record, (s.Note, s.Project)):
+        return dataclasses.replace(record, date_created=None)  # type: ignore[arg-type]
+    if isinstance(record, s.Release):
+        return dataclasses.replace(record, date_created=None, id=0)  # type: ignore[arg-type]
+    if isinstance(record, s.TagValue):
+        return dataclasses.replace(record, id=0)
+    if isinstance(record, s.TagKeySummary):
+        return dataclasses.replace(record, top_values=tuple(_normal(list(record.top_values))))
+    if isinstance(record, s.SavedEvent):
+        return dataclasses.replace(record, event=_normal(record.event), group=_normal(record.group))
+    if isinstance(record, list):
+        return [_normal(item) for item in record]
+    return record
+
+
+def _call(method: t.Callable[..., t.Any], *args: t.Any) -> t.Any:
+    try:
+        return ("ok", _normal(method(*args)))
+    except LookupError as exc:
+        return ("LookupError", type(exc).__name__)
+    except s.Conflict as exc:
+        return ("Conflict", exc.field)
+
+
+def _apply(storage: s.Storage, projects: list[int], op: tuple[t.Any, ...]) -> t.Any:
+    kind = op[0]
+    if kind == "save":
+        _, p, group_hash, offset, level, culprit, user, browser, release, seed = op
+        tags = (("level", level),)
+        tags += (("user", user),) if user else ()
+        tags += (("browser", browser),) if browser else ()
+        event = make_event(
+            event_id=f"{seed:032x}",
+            group_hash=group_hash,
+            title=f"Title {group_hash.upper()}",
+            message=f"message {group_hash}",
+            timestamp=T0 + timedelta(seconds=offset),
+            level=level,
+            culprit=culprit,
+            release=release,
+            tags=tags,
+            metadata={"hash": group_hash},
+            data={"n": seed},
+        )
+        return _call(storage.save_event, projects[p], event)
+    if kind == "update":
+        _, p, status, ids, changes = op
+        query = s.GroupQuery(status=status, ids=ids)
+        return _call(storage.update_groups, projects[p], query, changes)
+    if kind == "merge":
+        return _call(storage.merge_groups, projects[op[1]], op[2])
+    if kind == "delete":
+        return _call(storage.delete_groups, projects[op[1]], op[2])
+    if kind == "note":
+        existing = [g for g in range(1, 13) if storage.get_group(g) is not None]
+        if not existing:
+            return None
+        return _call(storage.create_note, existing[op[1] % len(existing)], f"note {op[1]}")
+    if kind == "create_release":
+        return _call(storage.create_release, projects[op[1]], op[2])
+    if kind == "delete_release":
+        return _call(storage.delete_release, projects[op[1]], op[2])
+    if kind == "delete_tag_key":
+        return _call(storage.delete_tag_key, projects[op[1]], op[2])
+    raise AssertionError(op)
+
+
+def _observe(storage: s.Storage, projects: list[int]) -> list[t.Any]:
+    """Everything the Protocol can read, as comparable values."""
+    seen: list[t.Any] = [_normal([storage.get_project(p) for p in projects])]
+    queries = [
+        s.GroupQuery(),
+        s.GroupQuery(status="unresolved"),
+        s.GroupQuery(status="resolved"),
+        s.GroupQuery(tags=(("user", "id:1"),)),
+        s.GroupQuery(tags=(("user", "id:2"), ("level", "error"))),
+        s.GroupQuery(text="title b"),
+        s.GroupQuery(text="_B%"),
+        s.GroupQuery(since=T0 + timedelta(seconds=1), until=T0 + timedelta(seconds=3600)),
+    ]
+    group_ids: set[int] = set()
+    for project_id in projects:
+        for base in queries:
+            for sort in s.GROUP_SORTS:
+                query = dataclasses.replace(base, sort=sort)
+                rows = storage.list_groups(project_id, query, EVERYTHING)
+                group_ids.update(g.id for g in rows)
+                seen.append(_normal(rows))
+                keys = sorted({s.group_sort_key(g, sort) for g in rows})
+                for key in keys[:3] + keys[-2:]:
+                    seen.append(storage.count_groups_with_key(project_id, query, key))
+                    for op in ("<=", "==", ">"):
+                        for descending in (True, False):
+                            window = Window(op, key, descending, offset=1, limit=2)  # type: ignore[arg-type]
+                            seen.append(_normal(storage.list_groups(project_id, query, window)))
+        releases = storage.list_releases(project_id, EVERYTHING)
+        seen.append(_normal(releases))
+        seen.extend(_normal(storage.get_release(project_id, v)) for v in VERSIONS)
+        for resolution in s.STAT_RESOLUTIONS:
+            seen.append(storage.project_stats(project_id, resolution, 0, 2**40))
+        for key in TAG_KEYS:
+            for group_id in (None, *sorted(group_ids)):
+                values = storage.list_tag_values(project_id, key, EVERYTHING, group_id)
+                seen.append(_normal(values))
+                for count in sorted({v.times_seen for v in values}):
+                    seen.append(storage.count_tag_values_with_key(project_id, key, count, group_id))
+                    window = Window("==", count, True, offset=1, limit=2)
+                    seen.append(_normal(storage.list_tag_values(project_id, key, window, group_id)))
+    ids = sorted(group_ids | {999})
+    for resolution in s.STAT_RESOLUTIONS:
+        seen.append(storage.group_stats(ids, resolution, 0, 2**40))
+    for group_id in ids:
+        seen.append(_normal(storage.get_group(group_id)))
+        events = storage.list_events(group_id, EVERYTHING)
+        seen.append(_normal(events))
+        seen.append(_normal(storage.latest_event(group_id)))
+        seen.extend(storage.adjacent_events(event) for event in events)
+        seen.append(_normal(storage.list_notes(group_id, EVERYTHING)))
+        seen.append(_normal(storage.group_tag_keys(group_id, 2)))
+    return seen
+
+
+@settings(
+    max_examples=int(os.environ.get("SENTRY_API_TEST_EXAMPLES", "30")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(ops=operations)
+def test_memory_storage_matches_sqlalchemy_storage(ops: list[tuple[t.Any, ...]]) -> None:
+    memory = MemoryStorage()
+    with sqlalchemy_storage(never_reuse_ids=True) as sql:
+        projects: dict[str, list[int]] = {}
+        for name, storage in (("memory", memory), ("sql", sql)):
+            created = [storage.create_project("Same"), storage.create_project("Same")]
+            assert [p.slug for p in created] == ["same", "same-2"]
+            projects[name] = [p.id for p in created]
+        assert projects["memory"] == projects["sql"]
+        for op in ops:
+            assert _apply(memory, projects["memory"], op) == _apply(sql, projects["sql"], op), op
+        assert _observe(memory, projects["memory"]) == _observe(sql, projects["sql"])
