@@ -63,30 +63,17 @@ def send_demo_events() -> list[str]:
 
 def dsn_from_example_app() -> tuple[str, str] | None:
     """(DSN, secret) of project 1's first usable key in the example app's database."""
-    import sqlalchemy as sa
-
     from example_app import create_app
     from flask_sentry_api import get_state
     from flask_sentry_api.cli import make_dsn
 
     app = create_app()
     with app.app_context():
-        storage = get_state(app).storage
-        # The Storage interface has no way to list keys, so read the example app's own
-        # SQLAlchemy table; another storage would need a list_keys method.
-        models = getattr(storage, "models", None)
-        if models is None:
-            return None
-        Key = models.ProjectKey
-        key = storage.session.scalar(  # type: ignore[attr-defined]
-            sa.select(Key)
-            .where(Key.project_id == 1, Key.is_active.is_(True), Key.roles.op("&")(ROLE_STORE) != 0)
-            .order_by(Key.id)
-            .limit(1)
-        )
-        if key is None:
-            return None
-        return make_dsn(app.config["EXAMPLE_BASE_URL"], key), key.secret_key
+        keys = get_state(app).storage.list_keys(1)
+    for key in keys:
+        if key.is_active and key.has_role(ROLE_STORE):
+            return make_dsn(app.config["EXAMPLE_BASE_URL"], key), key.secret_key
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -54,6 +54,7 @@ def _add(rule: str, view: t.Any) -> None:
 def _register_routes() -> None:
     from . import event_views
     from . import group_views
+    from . import openapi_view
     from . import project_views
     from . import release_views
     from . import stats_views
@@ -98,6 +99,7 @@ def _register_routes() -> None:
         "/projects/<int:project_id>/tags/<key>/values/",
         tag_views.ProjectTagValuesView.as_view("project_tag_values"),
     )
+    _add("/openapi.json", openapi_view.OpenAPIView.as_view("openapi"))
     _add("/<path:unknown>", NotFoundView.as_view("not_found"))
 
 

@@ -153,7 +153,7 @@ class MemoryStorage:
 
     def update_project(self, project_id: int, changes: t.Mapping[str, t.Any]) -> s.Project:
         with self._lock:
-            values = {k: v for k, v in changes.items() if k in ("name", "slug", "is_public")}
+            values = {k: v for k, v in changes.items() if k in s.PROJECT_FIELDS}
             if "slug" in values and self._slug_taken(values["slug"], except_id=project_id):
                 raise s.Conflict("slug", "This slug is already in use.")
             project = self._projects.get(project_id)
@@ -161,6 +161,8 @@ class MemoryStorage:
                 raise LookupError(project_id)
             if "is_public" in values:
                 values["is_public"] = bool(values["is_public"])
+            if "allowed_origins" in values:
+                values["allowed_origins"] = tuple(values["allowed_origins"])
             project = dataclasses.replace(project, **values)
             self._projects[project_id] = project
             return project
@@ -185,6 +187,11 @@ class MemoryStorage:
     def get_key(self, public_key: str) -> s.ProjectKey | None:
         with self._lock:
             return self._keys.get(public_key)
+
+    def list_keys(self, project_id: int) -> list[s.ProjectKey]:
+        with self._lock:
+            keys = [key for key in self._keys.values() if key.project_id == project_id]
+        return sorted(keys, key=lambda key: key.id)
 
     def set_key_active(self, public_key: str, active: bool) -> bool:
         with self._lock:

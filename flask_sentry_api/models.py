@@ -89,6 +89,11 @@ def _declare(base: t.Any, prefix: str) -> Models:
     cls_prefix = "".join(part.capitalize() for part in prefix.split("_"))
 
     def model(name: str, namespace: dict[str, t.Any]) -> t.Any:
+        if "id" in namespace:
+            # SQLite would reuse a deleted row's id: an old permalink must never lead to a
+            # new group or event.
+            args = namespace.get("__table_args__", ())
+            namespace["__table_args__"] = (*args, {"sqlite_autoincrement": True})
         return type(cls_prefix + name, (base,), namespace)
 
     def project_fk() -> sa.ForeignKey:

@@ -106,6 +106,15 @@ class ProjectSchema(CamelCaseSchema):
         return {"sentry:origins": "\n".join(project.allowed_origins), "sentry:resolve_age": 0}
 
 
+class ProjectOptionsSchema(Schema):
+    """Sentry's project ``options`` a key may change."""
+
+    class Meta:
+        unknown = RAISE
+
+    origins = fields.String(data_key="sentry:origins", validate=validate.Length(max=10000))
+
+
 class ProjectUpdateSchema(CamelCaseSchema):
     name = fields.String(validate=validate.Length(min=1, max=200))
     slug = fields.String(
@@ -118,9 +127,17 @@ class ProjectUpdateSchema(CamelCaseSchema):
         ]
     )
     is_public = Flag()
+    #: ``{"sentry:origins": "https://a.example\nhttps://b.example"}`` (``*`` allows any):
+    #: where browser SDKs may send events from.
+    options = fields.Nested(ProjectOptionsSchema)
 
     @post_load
-    def strip_name(self, data: dict[str, t.Any], **kwargs: t.Any) -> dict[str, t.Any]:
+    def normalise(self, data: dict[str, t.Any], **kwargs: t.Any) -> dict[str, t.Any]:
+        options = data.pop("options", {})
+        if "origins" in options:
+            data["allowed_origins"] = tuple(
+                line.strip() for line in options["origins"].splitlines() if line.strip()
+            )
         if "name" in data:
             data["name"] = data["name"].strip()
             if not data["name"]:

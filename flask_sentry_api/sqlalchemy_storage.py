@@ -202,7 +202,9 @@ class SQLAlchemyStorage:
     @_translating_errors
     def update_project(self, project_id: int, changes: t.Mapping[str, t.Any]) -> s.Project:
         Project = self.models.Project
-        values = {k: v for k, v in changes.items() if k in ("name", "slug", "is_public")}
+        values = {k: v for k, v in changes.items() if k in s.PROJECT_FIELDS}
+        if "allowed_origins" in values:
+            values["allowed_origins"] = "\n".join(values["allowed_origins"])
         if "slug" in values:
             clash = self.session.scalar(
                 sa.select(Project.id).where(
@@ -243,6 +245,14 @@ class SQLAlchemyStorage:
         ProjectKey = self.models.ProjectKey
         row = self.session.scalar(sa.select(ProjectKey).where(ProjectKey.public_key == public_key))
         return self._key(row) if row is not None else None
+
+    @_translating_errors
+    def list_keys(self, project_id: int) -> list[s.ProjectKey]:
+        ProjectKey = self.models.ProjectKey
+        rows = self.session.scalars(
+            sa.select(ProjectKey).where(ProjectKey.project_id == project_id).order_by(ProjectKey.id)
+        )
+        return [self._key(row) for row in rows]
 
     @_translating_errors
     def set_key_active(self, public_key: str, active: bool) -> bool:
@@ -686,6 +696,7 @@ class SQLAlchemyStorage:
             )
             .where(GTV.group_id.in_(in_children))
             .group_by(GTV.project_id, GTV.key, GTV.value)
+            .order_by(GTV.key, GTV.value)  # new rows get ids in a defined order
         )
         self.session.execute(
             self._merge_seen(

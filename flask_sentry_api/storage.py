@@ -26,6 +26,8 @@ ROLE_API = 2  # "Web API access": may call /api/0/
 ROLE_NAMES: dict[str, int] = {"store": ROLE_STORE, "api": ROLE_API}
 
 GROUP_STATUSES = ("unresolved", "resolved", "muted")
+#: What :meth:`Storage.update_project` may change.
+PROJECT_FIELDS = ("name", "slug", "is_public", "allowed_origins")
 GROUP_SORTS = ("date", "new", "freq", "priority")
 LEVELS = ("debug", "info", "warning", "error", "fatal")
 #: Bucket sizes (seconds) event counts are rolled up in at ingestion time.
@@ -272,12 +274,17 @@ class Storage(t.Protocol):
     def get_project(self, project_id: int) -> Project | None: ...
 
     def update_project(self, project_id: int, changes: t.Mapping[str, t.Any]) -> Project:
-        """Apply ``name``/``slug``/``is_public`` changes atomically (:class:`Conflict`)."""
+        """Apply ``name``/``slug``/``is_public``/``allowed_origins`` changes atomically
+        (:class:`Conflict` when the slug is taken)."""
 
     def create_key(self, project_id: int, roles: int, label: str | None = None) -> ProjectKey:
         """Create a key with fresh 32-hex public and secret keys."""
 
     def get_key(self, public_key: str) -> ProjectKey | None: ...
+
+    def list_keys(self, project_id: int) -> list[ProjectKey]:
+        """The project's keys, oldest first."""
+        ...
 
     def set_key_active(self, public_key: str, active: bool) -> bool:
         """Enable or disable a key; False when no such key exists."""

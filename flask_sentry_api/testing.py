@@ -203,6 +203,16 @@ class StorageContract:
         assert storage.update_project(project.id, {"slug": "new-slug"}).slug == "new-slug"
         assert storage.update_project(project.id, {"is_public": False}).is_public is False
 
+    def test_update_project_allowed_origins(self, storage: Storage) -> None:
+        project = storage.create_project("Web")
+        assert project.allowed_origins == ("*",)
+        origins = ("https://shop.example", "https://admin.example")
+        assert (
+            storage.update_project(project.id, {"allowed_origins": origins}).allowed_origins
+            == origins
+        )
+        assert storage.get_project(project.id).allowed_origins == origins  # type: ignore[union-attr]
+
     def test_update_project_slug_conflict_changes_nothing(self, storage: Storage) -> None:
         taken = storage.create_project("Taken")
         project = storage.create_project("Mine")
@@ -240,6 +250,17 @@ class StorageContract:
         assert fetched_store.has_role(ROLE_STORE) and not fetched_store.has_role(ROLE_API)
         assert fetched_api.has_role(ROLE_API) and not fetched_api.has_role(ROLE_STORE)
         assert fetched_store.label is None
+
+    def test_list_keys(self, storage: Storage) -> None:
+        project, other = storage.create_project("P"), storage.create_project("Q")
+        first = storage.create_key(project.id, ROLE_STORE)
+        storage.create_key(other.id, ROLE_API)
+        second = storage.create_key(project.id, ROLE_API)
+        storage.set_key_active(first.public_key, False)
+        keys = storage.list_keys(project.id)
+        assert [key.public_key for key in keys] == [first.public_key, second.public_key]
+        assert [key.is_active for key in keys] == [False, True]
+        assert storage.list_keys(12345) == []
 
     def test_unknown_key(self, storage: Storage) -> None:
         assert storage.get_key("0" * 32) is None

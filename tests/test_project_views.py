@@ -121,3 +121,22 @@ def test_projects_cannot_be_deleted_through_a_key(
     response = client.delete(f"/api/0/projects/{project.id}/", headers=auth)
     assert response.status_code == 405
     assert storage.get_project(project.id) is not None
+
+
+def test_put_allowed_origins(
+    client: FlaskClient, project: Project, auth: dict[str, str], storage: Storage
+) -> None:
+    url = f"/api/0/projects/{project.id}/"
+    body = client.put(
+        url,
+        headers=auth,
+        json={"options": {"sentry:origins": "https://a.example\n https://b.example \n"}},
+    ).get_json()
+    assert body["options"]["sentry:origins"] == "https://a.example\nhttps://b.example"
+    assert storage.get_project(project.id).allowed_origins == (
+        "https://a.example",
+        "https://b.example",
+    )
+    response = client.put(url, headers=auth, json={"options": {"sentry:scrub_data": True}})
+    assert response.status_code == 400
+    assert response.get_json() == {"options": {"sentry:scrub_data": ["Unknown field."]}}

@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("date_created", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("slug"),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         f"{p}group",
@@ -61,6 +62,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["project_id"], [f"{p}project.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("project_id", "hash", name=f"{p}group_project_hash_key"),
+        sqlite_autoincrement=True,
     )
     op.create_index(
         f"{p}group_first_seen", f"{p}group", ["project_id", "first_seen", "id"], unique=False
@@ -106,6 +108,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["project_id"], [f"{p}project.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("public_key"),
+        sqlite_autoincrement=True,
     )
     op.create_index(
         f"ix_{p}project_key_project_id", f"{p}project_key", ["project_id"], unique=False
@@ -131,6 +134,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["project_id"], [f"{p}project.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("project_id", "version", name=f"{p}release_version_key"),
+        sqlite_autoincrement=True,
     )
     op.create_index(f"{p}release_project_id", f"{p}release", ["project_id", "id"], unique=False)
     op.create_table(
@@ -147,6 +151,7 @@ def upgrade() -> None:
         sa.UniqueConstraint(
             "project_id", "key", "value", name=f"{p}tag_value_project_key_value_key"
         ),
+        sqlite_autoincrement=True,
     )
     op.create_index(
         f"{p}tag_value_by_count",
@@ -177,6 +182,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["project_id"], [f"{p}project.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("project_id", "event_id", name=f"{p}event_project_event_key"),
+        sqlite_autoincrement=True,
     )
     op.create_index(
         f"{p}event_group_datetime", f"{p}event", ["group_id", "datetime", "id"], unique=False
@@ -207,6 +213,7 @@ def upgrade() -> None:
         sa.UniqueConstraint(
             "group_id", "key", "value", name=f"{p}group_tag_value_group_key_value_key"
         ),
+        sqlite_autoincrement=True,
     )
     op.create_index(
         f"{p}group_tag_value_by_count",
@@ -228,6 +235,7 @@ def upgrade() -> None:
         sa.Column("date_created", UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(["group_id"], [f"{p}group.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
+        sqlite_autoincrement=True,
     )
     op.create_index(f"{p}note_group_id", f"{p}note", ["group_id", "id"], unique=False)
 
