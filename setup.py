@@ -27,10 +27,20 @@ setup(
         "marshmallow>=4.0",
         "Flask-HTTPAuth>=4.8",
         "alembic>=1.13",
+        "apispec>=6.10",
     ],
     extras_require={
         "brotli": ["brotli>=1.1"],
         "postgres": ["psycopg[binary]>=3.1"],
+        # The benchmarks and their Django REST framework peer (benchmarks/).
+        "bench": [
+            "gunicorn>=23.0",
+            "requests>=2.31",
+            "psycopg[binary]>=3.1",
+            "Django>=5.0",
+            "djangorestframework>=3.15",
+            "pyinstrument>=4.6",
+        ],
         "test": [
             "pytest>=8.0",
             "pytest-flask>=1.3",
@@ -41,6 +51,10 @@ setup(
             "brotli>=1.1",
             "psycopg[binary]>=3.1",
             "ruff>=0.5",
+            "gunicorn>=23.0",
+            "jsonschema>=4.18",
+            "openapi-spec-validator>=0.9",
+            "schemathesis>=4.32",
         ],
     },
     classifiers=[

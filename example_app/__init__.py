@@ -39,6 +39,10 @@ def create_app(test_config: t.Mapping[str, t.Any] | None = None) -> Flask:
     if database_url.startswith("sqlite"):
         # Wait for a concurrent writer instead of failing with "database is locked".
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
+    else:
+        # A database server restarted while a worker idles leaves dead connections in its
+        # pool; test each one as it is checked out instead of failing the next request.
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
     # FLASK_SENTRY_API_MAX_PAGE_SIZE=50 and the like configure the extension from the shell.
     app.config.from_prefixed_env()
     if test_config is not None:
@@ -48,6 +52,14 @@ def create_app(test_config: t.Mapping[str, t.Any] | None = None) -> Flask:
     sentry_api.init_app(app)
 
     with app.app_context():
+        if db.engine.dialect.name == "sqlite" and db.engine.url.database not in (
+            None,
+            "",
+            ":memory:",
+        ):
+            # Readers no longer wait for the writer (the mode is stored in the file).
+            with db.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA journal_mode=WAL")
         storage = get_state(app).storage
         storage.init_schema()
         if app.config["EXAMPLE_CREATE_DEMO_PROJECT"] and storage.get_project(1) is None:

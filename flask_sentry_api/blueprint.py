@@ -19,6 +19,7 @@ from flask import request
 from flask.blueprints import BlueprintSetupState
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import PathConverter
 
 from . import errors
 from .extension import EXTENSION_KEY
@@ -34,12 +35,23 @@ ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 blueprint = Blueprint("sentry_api", __name__, url_prefix="/api/0")
 
 
+class AnyPathConverter(PathConverter):
+    """Werkzeug's ``path`` that also matches newlines, so no URL under the prefix escapes the
+    JSON 404 into Flask's HTML one."""
+
+    regex = "(?s:[^/].*?)"
+
+
+ANY_PATH_CONVERTER = "sentry_api_any_path"
+
+
 @blueprint.record_once
 def _on_register(setup: BlueprintSetupState) -> None:
     from .cli import cli
     from .ingest_views import register_ingest_rules
 
     app = setup.app
+    app.url_map.converters[ANY_PATH_CONVERTER] = AnyPathConverter
     if EXTENSION_KEY not in app.extensions:
         # Registered with app.register_blueprint(): build the state from app.config.
         app.extensions[EXTENSION_KEY] = build_state(app)
@@ -100,7 +112,7 @@ def _register_routes() -> None:
         tag_views.ProjectTagValuesView.as_view("project_tag_values"),
     )
     _add("/openapi.json", openapi_view.OpenAPIView.as_view("openapi"))
-    _add("/<path:unknown>", NotFoundView.as_view("not_found"))
+    _add(f"/<{ANY_PATH_CONVERTER}:unknown>", NotFoundView.as_view("not_found"))
 
 
 # -- responses and errors ----------------------------------------------------------------

@@ -43,22 +43,46 @@ def current_revision(connection: sa.Connection, table_prefix: str) -> str | None
     return connection.execute(sa.text(f"SELECT version_num FROM {version_table}")).scalar()
 
 
-def upgrade(engine: sa.Engine, table_prefix: str, revision: str = "head") -> None:
-    """Bring the tables to ``revision``.
+def lock_schema(connection: sa.Connection, table_prefix: str) -> None:
+    """Hold the schema lock until ``connection``'s transaction ends.
+
+    Every worker of a host migrates at boot; the lock makes them take turns, so the first
+    migrates and the others then find the tables at head.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"),
+            {"name": f"{table_prefix}alembic_version"},
+        )
+    elif connection.dialect.name == "sqlite":
+        # pysqlite starts transactions lazily, at the first write: start one now, taking the
+        # database's write lock, and run the DDL inside it.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def upgrade_locked(connection: sa.Connection, table_prefix: str, revision: str = "head") -> None:
+    """Bring the tables to ``revision`` on a connection that holds :func:`lock_schema`.
 
     Tables that exist without a version table (made by ``db.create_all()``) are taken to be
     at the baseline revision and upgraded from there.
     """
+    current = current_revision(connection, table_prefix)
+    if revision == "head" and current == head_revision():
+        return  # the common case at every start-up: nothing to load or run
+    config = alembic_config(connection, table_prefix)
+    if current is None and sa.inspect(connection).has_table(f"{table_prefix}project"):
+        command.stamp(config, BASELINE)
+    command.upgrade(config, revision)
+
+
+def upgrade(engine: sa.Engine, table_prefix: str, revision: str = "head") -> None:
+    """Bring the tables to ``revision``, safely from several processes at once."""
     with engine.begin() as connection:
-        current = current_revision(connection, table_prefix)
-        if revision == "head" and current == head_revision():
-            return  # the common case at every start-up: nothing to load or run
-        config = alembic_config(connection, table_prefix)
-        if current is None and sa.inspect(connection).has_table(f"{table_prefix}project"):
-            command.stamp(config, BASELINE)
-        command.upgrade(config, revision)
+        lock_schema(connection, table_prefix)
+        upgrade_locked(connection, table_prefix, revision)
 
 
 def downgrade(engine: sa.Engine, table_prefix: str, revision: str) -> None:
     with engine.begin() as connection:
+        lock_schema(connection, table_prefix)
         command.downgrade(alembic_config(connection, table_prefix), revision)

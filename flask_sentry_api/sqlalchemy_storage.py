@@ -22,7 +22,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
 
 from . import storage as s
-from .migrate import upgrade
+from .migrate import lock_schema
+from .migrate import upgrade_locked
 from .models import Models
 from .models import UTCDateTime
 from .models import build_models
@@ -160,10 +161,11 @@ class SQLAlchemyStorage:
     @_translating_errors
     def init_schema(self) -> None:
         """Migrate the tables to the current revision, creating them on a new database."""
-        engine = self.session.get_bind()
-        upgrade(engine, self.table_prefix)
-        # Tables dropped outside the migrations (db.drop_all() in a host's tests) come back.
-        self.db.metadata.create_all(bind=engine, tables=self.models.tables)
+        with self.session.get_bind().begin() as connection:
+            lock_schema(connection, self.table_prefix)
+            upgrade_locked(connection, self.table_prefix)
+            # Tables dropped outside the migrations (db.drop_all() in a host's tests) return.
+            self.db.metadata.create_all(bind=connection, tables=self.models.tables)
 
     # -- projects and keys -----------------------------------------------------------------
     @_translating_errors
@@ -268,14 +270,22 @@ class SQLAlchemyStorage:
     # -- ingestion -------------------------------------------------------------------------
     @_translating_errors
     def save_event(self, project_id: int, event: s.NewEvent) -> s.SavedEvent:
-        Event = self.models.Event
-        existing = self.session.scalar(
-            sa.select(Event).where(Event.project_id == project_id, Event.event_id == event.event_id)
-        )
+        # A second try only when the event stored first by a concurrent request is deleted,
+        # with its group, before we can read it back.
+        for _attempt in range(3):
+            saved = self._store_event(project_id, event)
+            if saved is not None:
+                return saved
+        raise s.Unavailable("the event's group was being deleted; try again")
+
+    def _store_event(self, project_id: int, event: s.NewEvent) -> s.SavedEvent | None:
+        """Store and count the event, or find it stored already (None: found and deleted)."""
+        existing = self._stored_event(project_id, event.event_id)
         if existing is not None:
-            return self._duplicate(existing)
+            return existing
 
         group_id, is_new, is_regression = self._upsert_group(project_id, event)
+        Event = self.models.Event
         inserted = self.session.execute(
             self._insert(Event)
             .values(
@@ -302,22 +312,17 @@ class SQLAlchemyStorage:
         if inserted is None:
             # Another request stored the same event_id first: undo our counting.
             self.session.rollback()
-            row = self.session.scalar(
-                sa.select(Event).where(
-                    Event.project_id == project_id, Event.event_id == event.event_id
-                )
-            )
-            return self._duplicate(row)
+            return self._stored_event(project_id, event.event_id)
 
         self._record_tags(project_id, group_id, event)
         self._record_stats(project_id, group_id, event.timestamp)
         if event.release:
             self._record_release(project_id, event, is_new)
-        self.session.commit()
-
+        # Read back inside the transaction: a concurrent delete may remove both once it ends.
         group = self.get_group(group_id)
         stored = self.get_event(inserted)
         assert group is not None and stored is not None
+        self.session.commit()
         return s.SavedEvent(
             event=stored,
             group=group,
@@ -326,12 +331,20 @@ class SQLAlchemyStorage:
             is_regression=is_regression,
         )
 
-    def _duplicate(self, row: t.Any) -> s.SavedEvent:
-        group = self.get_group(row.group_id)
-        assert group is not None
+    def _stored_event(self, project_id: int, event_id: str) -> s.SavedEvent | None:
+        """The event already stored under ``event_id``, with its group, in one read."""
+        Event, Group = self.models.Event, self.models.Group
+        row = self.session.execute(
+            sa.select(Event, Group)
+            .join(Group, Group.id == Event.group_id)
+            .where(Event.project_id == project_id, Event.event_id == event_id)
+        ).first()
+        if row is None:
+            return None
+        event_row, group_row = row
         return s.SavedEvent(
-            event=self._event(row),
-            group=group,
+            event=self._event(event_row),
+            group=self._group(group_row),
             created=False,
             is_new_group=False,
             is_regression=False,
@@ -651,16 +664,14 @@ class SQLAlchemyStorage:
     def merge_groups(self, project_id: int, group_ids: t.Sequence[int]) -> tuple[int, list[int]]:
         m = self.models
         Group = m.Group
-        ranked = (
-            self.session.execute(
-                sa.select(Group.id)
-                .where(Group.project_id == project_id, Group.id.in_(list(group_ids)))
-                .order_by(Group.times_seen.desc(), Group.id.asc())
-                .with_for_update()
-            )
-            .scalars()
-            .all()
-        )
+        # Locked in id order, as delete_groups does, so two writers never wait on each other.
+        locked = self.session.execute(
+            sa.select(Group.id, Group.times_seen)
+            .where(Group.project_id == project_id, Group.id.in_(list(group_ids)))
+            .order_by(Group.id)
+            .with_for_update()
+        ).all()
+        ranked = [row.id for row in sorted(locked, key=lambda row: -row.times_seen)]
         if not ranked:
             raise LookupError("no such groups")
         parent, children = ranked[0], list(ranked[1:])
@@ -769,11 +780,15 @@ class SQLAlchemyStorage:
     @_translating_errors
     def delete_groups(self, project_id: int, group_ids: t.Sequence[int]) -> int:
         Group = self.models.Group
+        # The group rows are locked first, in id order: an event being stored holds its
+        # group's row before it touches the rows under it, so taking them in the same order
+        # means each waits for the other instead of deadlocking.
         selected = list(
             self.session.scalars(
-                sa.select(Group.id).where(
-                    Group.project_id == project_id, Group.id.in_(list(group_ids))
-                )
+                sa.select(Group.id)
+                .where(Group.project_id == project_id, Group.id.in_(list(group_ids)))
+                .order_by(Group.id)
+                .with_for_update()
             )
         )
         if selected:
