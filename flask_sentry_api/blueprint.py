@@ -196,6 +196,9 @@ def _add_standard_headers(response: Response) -> Response:
     allow = view_class.allow_header() if hasattr(view_class, "allow_header") else ""
     if allow:
         response.headers["Allow"] = allow
+    if response.status_code != 401:
+        # Flask-HTTPAuth challenges on its 403 too, with its own default realm.
+        response.headers.pop("WWW-Authenticate", None)
     return response
 
 

@@ -47,13 +47,40 @@ def make_app(config: t.Mapping[str, t.Any] | None = None, **extension_args: t.An
     with app.app_context():
         db.drop_all()
         get_state(app).storage.init_schema()
+    return close_after_test(app)
+
+
+#: Every app with a database built during the current test, to be closed after it.
+_made_apps: list[Flask] = []
+
+
+def close_after_test(app: Flask) -> Flask:
+    """Dispose of ``app``'s database engine when the current test ends."""
+    _made_apps.append(app)
     return app
+
+
+def _close_made_apps() -> None:
+    """Close the pooled connections of the apps the test made besides the ``app`` fixture's,
+    so none is left to the garbage collector (a ResourceWarning on PostgreSQL)."""
+    while _made_apps:
+        made = _made_apps.pop()
+        with made.app_context():
+            made.extensions["sqlalchemy"].engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _closes_made_apps() -> t.Iterator[None]:
+    yield
+    _close_made_apps()
 
 
 @pytest.fixture
 def app() -> t.Iterator[Flask]:
     app = make_app()
+    _made_apps.remove(app)
     yield app
+    _close_made_apps()
     with app.app_context():
         app.extensions["sqlalchemy"].session.remove()
         app.extensions["sqlalchemy"].drop_all()

@@ -89,6 +89,7 @@ def test_key_without_web_api_role(client: FlaskClient, project: Project, storage
     response = client.get(project_url(project), headers=basic_auth(store_only))
     assert response.status_code == 403
     assert response.get_json() == {"detail": "Key does not allow API access"}
+    assert "WWW-Authenticate" not in response.headers  # a challenge would not help
 
 
 def test_other_projects_resource_is_403(

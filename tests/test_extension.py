@@ -17,6 +17,7 @@ from flask_sentry_api.storage import ProjectKey
 
 from .conftest import DATABASE_URL
 from .conftest import basic_auth
+from .conftest import close_after_test
 
 
 def bare_app(**config: object) -> Flask:
@@ -27,6 +28,7 @@ def bare_app(**config: object) -> Flask:
 
 def with_db(app: Flask) -> SQLAlchemy:
     db = SQLAlchemy(app)
+    close_after_test(app)
     return db
 
 
