@@ -44,6 +44,7 @@ setup(
         "test": [
             "pytest>=8.0",
             "pytest-flask>=1.3",
+            "pytest-timeout>=2.3",
             "hypothesis>=6.100",
             "requests>=2.31",
             "sentry-sdk>=2.0",

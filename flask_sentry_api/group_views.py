@@ -16,11 +16,10 @@ from .blueprint import json_response
 from .extension import get_state
 from .pagination import paginate
 from .schemas import BulkGroupUpdateSchema
-from .schemas import ContextT
-from .schemas import GroupSchema
 from .schemas import GroupUpdateSchema
 from .schemas import NoteCreateSchema
 from .schemas import NoteSchema
+from .schemas import dump_group_list
 from .search import parse_sort
 from .search import parse_stats_period
 from .search import parse_time_bound
@@ -44,6 +43,13 @@ def permalink(project: Project) -> t.Callable[[Group], str]:
     """How group permalinks are written for this request (SENTRY_API_PERMALINK_TEMPLATE)."""
     template = get_state().settings.permalink_template
     if template is None:
+        # url_for costs more than all the rest of a listed group's serialisation, and the
+        # URLs of a request differ only in the id: build one and splice the ids into it.
+        marker = str(MAX_ID)
+        url = url_for("sentry_api.group_details", group_id=MAX_ID, _external=True)
+        head, found, tail = url.rpartition(marker)
+        if found and marker not in head:
+            return lambda group: f"{head}{group.id}{tail}"
         return lambda group: url_for("sentry_api.group_details", group_id=group.id, _external=True)
     base_url = request.host_url.rstrip("/")
     return lambda group: template.format(
@@ -60,8 +66,7 @@ def dump_groups(
         resolution, first, last = period_buckets(stats_period, int(time.time()))
         counts = get_state().storage.group_stats([g.id for g in groups], resolution, first, last)
         stats = {g.id: fill_series(counts.get(g.id, {}), first, last, resolution) for g in groups}
-    with ContextT({"project": project, "permalink": permalink(project)}):
-        dumped = GroupSchema(many=True).dump(groups)
+    dumped = dump_group_list(groups, project, permalink(project))
     if stats_period:
         for group, out in zip(groups, dumped, strict=True):
             out["stats"] = {stats_period: stats[group.id]}

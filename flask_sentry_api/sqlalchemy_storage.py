@@ -31,6 +31,7 @@ from .pagination import Window
 
 UTC = timezone.utc
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+R = t.TypeVar("R")
 
 _DATETIME_SORT_COLUMNS = {"date": "last_seen", "new": "first_seen"}
 _INTEGER_SORT_COLUMNS = {"freq": "times_seen", "priority": "score"}
@@ -130,6 +131,7 @@ class SQLAlchemyStorage:
         self.db = db
         self.table_prefix = table_prefix
         self.models: Models = build_models(db, table_prefix)
+        self._statements: dict[tuple[str, str], t.Any] = {}
 
     # -- plumbing ------------------------------------------------------------------------
     @property
@@ -151,6 +153,15 @@ class SQLAlchemyStorage:
         if self.dialect == "sqlite":
             return sa.func.sentry_api_lower(column)
         return sa.func.lower(column)
+
+    def _commit_returning(self, record: t.Callable[[], R]) -> R:
+        """Commit, returning ``record()`` built from the rows before the commit expires them:
+        reading them afterwards would start a transaction left open (and holding locks) until
+        the session is removed."""
+        self.session.flush()
+        result = record()
+        self.session.commit()
+        return result
 
     def _insert(self, model: t.Any) -> t.Any:
         """A dialect insert that supports ``ON CONFLICT`` (SQLite and PostgreSQL)."""
@@ -190,11 +201,10 @@ class SQLAlchemyStorage:
         row = Project(name=name, slug=slug, is_public=False, date_created=_now())
         self.session.add(row)
         try:
-            self.session.commit()
+            return self._commit_returning(lambda: self._project(row))
         except sa.exc.IntegrityError as exc:
             self.session.rollback()
             raise s.Conflict("slug", "This slug is already in use.") from exc
-        return self._project(row)
 
     @_translating_errors
     def get_project(self, project_id: int) -> s.Project | None:
@@ -215,17 +225,18 @@ class SQLAlchemyStorage:
             )
             if clash:
                 raise s.Conflict("slug", "This slug is already in use.")
-        if values:
-            self.session.execute(sa.update(Project).where(Project.id == project_id).values(values))
         try:
-            self.session.commit()
-        except sa.exc.IntegrityError as exc:
+            if values:
+                self.session.execute(
+                    sa.update(Project).where(Project.id == project_id).values(values)
+                )
+            row = self.session.get(Project, project_id, populate_existing=True)
+            if row is None:
+                raise LookupError(project_id)
+            return self._commit_returning(lambda: self._project(row))
+        except sa.exc.IntegrityError as exc:  # a concurrent request took the slug
             self.session.rollback()
             raise s.Conflict("slug", "This slug is already in use.") from exc
-        row = self.session.get(Project, project_id, populate_existing=True)
-        if row is None:
-            raise LookupError(project_id)
-        return self._project(row)
 
     @_translating_errors
     def create_key(self, project_id: int, roles: int, label: str | None = None) -> s.ProjectKey:
@@ -239,8 +250,7 @@ class SQLAlchemyStorage:
             date_added=_now(),
         )
         self.session.add(row)
-        self.session.commit()
-        return self._key(row)
+        return self._commit_returning(lambda: self._key(row))
 
     @_translating_errors
     def get_key(self, public_key: str) -> s.ProjectKey | None:
@@ -442,28 +452,52 @@ class SQLAlchemyStorage:
             index_elements=conflict, set_={"count": model.count + stmt.excluded.count}
         )
 
+    def _upsert(self, name: str) -> t.Any:
+        """The tag and stat upserts, built once per dialect and executed with a parameter
+        list (one multi-row statement).
+
+        Built per event with ``.values([...])`` they were compiled anew every time, which
+        cost more than the rest of storing the event; as parameterised statements they
+        are compiled once and served from SQLAlchemy's statement cache.
+        """
+        cache_key = (name, self.dialect)
+        stmt = self._statements.get(cache_key)
+        if stmt is None:
+            m = self.models
+            if name == "tag_value":
+                stmt = self._merge_seen(
+                    self._insert(m.TagValue), m.TagValue, ["project_id", "key", "value"]
+                )
+            elif name == "group_tag_value":
+                GTV = m.GroupTagValue
+                stmt = self._merge_seen(
+                    self._insert(GTV), GTV, ["group_id", "key", "value"]
+                ).returning(GTV.key, GTV.times_seen)
+            elif name == "group_stat":
+                stmt = self._merge_count(
+                    self._insert(m.GroupStat), m.GroupStat, ["group_id", "resolution", "bucket"]
+                )
+            else:
+                stmt = self._merge_count(
+                    self._insert(m.ProjectStat),
+                    m.ProjectStat,
+                    ["project_id", "resolution", "bucket"],
+                )
+            self._statements[cache_key] = stmt
+        return stmt
+
     def _record_tags(self, project_id: int, group_id: int, event: s.NewEvent) -> None:
         pairs = sorted(dict(event.tags).items())  # sorted: every writer locks rows in one order
         if not pairs:
             return
         ts = event.timestamp
         common = {"project_id": project_id, "times_seen": 1, "first_seen": ts, "last_seen": ts}
-        TagValue, GroupTagValue = self.models.TagValue, self.models.GroupTagValue
-        self.session.execute(
-            self._merge_seen(
-                self._insert(TagValue).values([{**common, "key": k, "value": v} for k, v in pairs]),
-                TagValue,
-                ["project_id", "key", "value"],
-            )
+        connection = self.session.connection()
+        connection.execute(
+            self._upsert("tag_value"), [{**common, "key": k, "value": v} for k, v in pairs]
         )
         group_rows = [{**common, "group_id": group_id, "key": k, "value": v} for k, v in pairs]
-        result = self.session.execute(
-            self._merge_seen(
-                self._insert(GroupTagValue).values(group_rows),
-                GroupTagValue,
-                ["group_id", "key", "value"],
-            ).returning(GroupTagValue.key, GroupTagValue.times_seen)
-        )
+        result = connection.execute(self._upsert("group_tag_value"), group_rows)
         new_users = sum(1 for key, seen in result if key == "user" and seen == 1)
         if new_users:
             Group = self.models.Group
@@ -478,22 +512,12 @@ class SQLAlchemyStorage:
         buckets = [
             {"resolution": r, "bucket": epoch - epoch % r, "count": 1} for r in s.STAT_RESOLUTIONS
         ]
-        GroupStat, ProjectStat = self.models.GroupStat, self.models.ProjectStat
-        self.session.execute(
-            self._merge_count(
-                self._insert(GroupStat).values([{**b, "group_id": group_id} for b in buckets]),
-                GroupStat,
-                ["group_id", "resolution", "bucket"],
-            )
+        connection = self.session.connection()
+        connection.execute(
+            self._upsert("group_stat"), [{**b, "group_id": group_id} for b in buckets]
         )
-        self.session.execute(
-            self._merge_count(
-                self._insert(ProjectStat).values(
-                    [{**b, "project_id": project_id} for b in buckets]
-                ),
-                ProjectStat,
-                ["project_id", "resolution", "bucket"],
-            )
+        connection.execute(
+            self._upsert("project_stat"), [{**b, "project_id": project_id} for b in buckets]
         )
 
     def _record_release(self, project_id: int, event: s.NewEvent, is_new_group: bool) -> None:
@@ -586,13 +610,20 @@ class SQLAlchemyStorage:
         Group = self.models.Group
         column, seconds = self._sort_column(query.sort)
         stmt = _keyset(
-            sa.select(Group).where(*self._group_conditions(project_id, query)),
+            sa.select(*self._group_columns()).where(*self._group_conditions(project_id, query)),
             window,
             column,
             Group.id,
             seconds=seconds,
         )
-        return [self._group(row) for row in self.session.scalars(stmt)]
+        # Plain rows, not ORM entities: a page is read-only, and building and registering
+        # a hundred instances in the identity map cost as much as the query itself.
+        return [self._group(row) for row in self.session.execute(stmt)]
+
+    def _group_columns(self) -> list[t.Any]:
+        """The group table's columns, named like the mapped attributes :meth:`_group` reads."""
+        columns = self.models.Group.__table__.c
+        return [c.label("metadata_") if c.name == "metadata" else c for c in columns]
 
     @_translating_errors
     def count_groups_with_key(self, project_id: int, query: s.GroupQuery, key: int) -> int:
@@ -867,8 +898,7 @@ class SQLAlchemyStorage:
         self.session.execute(
             sa.update(Group).where(Group.id == group_id).values(num_comments=Group.num_comments + 1)
         )
-        self.session.commit()
-        return self._note(row)
+        return self._commit_returning(lambda: self._note(row))
 
     # -- releases ------------------------------------------------------------------------
     @_translating_errors
@@ -888,11 +918,12 @@ class SQLAlchemyStorage:
             .on_conflict_do_nothing(index_elements=["project_id", "version"])
             .returning(Release.id)
         ).scalar()
-        self.session.commit()
         if created is None:
+            self.session.rollback()
             raise s.Conflict("version", "A release with this version already exists.")
         release = self.get_release(project_id, version)
         assert release is not None
+        self.session.commit()
         return release
 
     @_translating_errors

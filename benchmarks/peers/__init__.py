@@ -1,0 +1,1 @@
+"""Peer implementations of our endpoints in other frameworks, the benchmarks' yardsticks."""
