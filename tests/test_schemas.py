@@ -1,11 +1,12 @@
 """The schemas module: the hand-written group list dump against GroupSchema, the shape it
-must reproduce byte for byte."""
+must reproduce byte for byte, and the date format every object uses."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 from datetime import datetime
+from datetime import timedelta
 from datetime import timezone
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from flask_sentry_api.schemas import ContextT
 from flask_sentry_api.schemas import GroupSchema
 from flask_sentry_api.schemas import dump_group_list
+from flask_sentry_api.schemas import format_datetime
 from flask_sentry_api.storage import GroupChanges
 from flask_sentry_api.storage import GroupQuery
 from flask_sentry_api.storage import Project
@@ -91,3 +93,20 @@ def test_groups_do_not_share_the_project_reference(stored_groups, project):
 
 def test_no_groups_dump_to_an_empty_list():
     assert dump_group_list([], PROJECT, permalink) == with_schema([], PROJECT, permalink) == []
+
+
+@pytest.mark.parametrize(
+    ("moment", "text"),
+    [
+        (datetime(2015, 1, 9, 21, 6, 30, 125999, tzinfo=UTC), "2015-01-09T21:06:30.125Z"),
+        (datetime(2015, 1, 9, 21, 6, 30, tzinfo=UTC), "2015-01-09T21:06:30Z"),
+        # Under a millisecond still says the time is not whole seconds.
+        (datetime(2015, 1, 9, 21, 6, 30, 500, tzinfo=UTC), "2015-01-09T21:06:30.000Z"),
+        (
+            datetime(2015, 1, 9, 23, 6, 30, 1000, tzinfo=timezone(timedelta(hours=2))),
+            "2015-01-09T21:06:30.001Z",
+        ),
+    ],
+)
+def test_datetimes_are_utc_with_milliseconds_at_most(moment, text):
+    assert format_datetime(moment) == text

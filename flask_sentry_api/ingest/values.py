@@ -35,6 +35,10 @@ _ISO_RE = re.compile(
 
 def safe_str(text: str) -> str:
     """``text`` with NUL and lone surrogates replaced by U+FFFD."""
+    # Nearly every string of an event is ASCII (isascii() reads a flag, no scan); the regex
+    # is for the rest.
+    if text.isascii() and "\x00" not in text:
+        return text
     return _BAD_CHARS_RE.sub("\ufffd", text)
 
 
