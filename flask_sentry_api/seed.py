@@ -1119,35 +1119,7 @@ class _SQLSeeder:
             .group_by(se.c.release)
             .order_by(se.c.release),
         )
-        excluded = stmt.excluded
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["project_id", "version"],
-                set_={
-                    "first_event": sa.case(
-                        (
-                            sa.or_(
-                                Release.first_event.is_(None),
-                                excluded.first_event < Release.first_event,
-                            ),
-                            excluded.first_event,
-                        ),
-                        else_=Release.first_event,
-                    ),
-                    "last_event": sa.case(
-                        (
-                            sa.or_(
-                                Release.last_event.is_(None),
-                                excluded.last_event > Release.last_event,
-                            ),
-                            excluded.last_event,
-                        ),
-                        else_=Release.last_event,
-                    ),
-                    "new_groups": Release.new_groups + excluded.new_groups,
-                },
-            )
-        )
+        conn.execute(st._merge_release(stmt, Release))
 
 
 T = t.TypeVar("T")

@@ -633,9 +633,11 @@ class SQLAlchemyStorage:
         )
 
     def _release_upsert_statement(self) -> t.Any:
-        """Create the release or widen its first/last event and count a new group."""
-        Release = self.models.Release
-        stmt = self._insert(Release)
+        return self._merge_release(self._insert(self.models.Release), self.models.Release)
+
+    @staticmethod
+    def _merge_release(stmt: t.Any, Release: t.Any) -> t.Any:  # noqa: N803 - a model
+        """``ON CONFLICT`` for releases: widen first/last event, add the new groups."""
         excluded = stmt.excluded
         return stmt.on_conflict_do_update(
             index_elements=["project_id", "version"],
