@@ -22,6 +22,16 @@ UTC = timezone.utc
 CHILD_TABLES = ("sentry_event", "sentry_note", "sentry_group_tag_value", "sentry_group_stat")
 
 
+def _timed(port: int, request: bytes, expected: int) -> float:
+    """Seconds ``request`` takes to answer with status ``expected``."""
+    began = time.perf_counter()
+    status, response = loadgen.send(port, request)
+    seconds = time.perf_counter() - began
+    if status != expected:
+        raise RuntimeError(f"bulk {request.split(b' ', 1)[0].decode()}: {response[:300]!r}")
+    return seconds
+
+
 def _group_ids(url: str) -> list[int]:
     engine = sa.create_engine(url)
     try:
@@ -69,11 +79,7 @@ def _ours(ctx: Context, dataset: Dataset) -> dict[str, t.Any]:
             body=body,
         )
         ctx.log(f"bulk: ours PUT resolve {len(ids):,} groups")
-        began = time.perf_counter()
-        status, response = loadgen.send(ours.port, put)
-        resolve_s = time.perf_counter() - began
-        if status != 200:
-            raise RuntimeError(f"bulk PUT: {response[:300]!r}")
+        resolve_s = _timed(ours.port, put, 200)
         resolved = _count(
             dataset.url,
             "SELECT count(*) FROM sentry_group WHERE project_id = :p AND status = 'resolved'",
@@ -81,11 +87,7 @@ def _ours(ctx: Context, dataset: Dataset) -> dict[str, t.Any]:
         query = "&".join(f"id={i}" for i in ids)
         delete = loadgen.build_request("DELETE", f"{base}?{query}", port=ours.port, headers=auth)
         ctx.log(f"bulk: ours DELETE {len(ids):,} groups ({len(delete) / 1e6:.1f} MB request)")
-        began = time.perf_counter()
-        status, response = loadgen.send(ours.port, delete)
-        delete_s = time.perf_counter() - began
-        if status != 204:
-            raise RuntimeError(f"bulk DELETE: {response[:300]!r}")
+        delete_s = _timed(ours.port, delete, 204)
         hwm = max(ours.worker_hwm_mb() or [0.0])
     left = _count(dataset.url, "SELECT count(*) FROM sentry_group WHERE project_id = :p")
     left += _count(dataset.url, "SELECT count(*) FROM sentry_event WHERE project_id = :p")

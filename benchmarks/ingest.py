@@ -101,9 +101,13 @@ def make_bodies(count: int, public_key: str) -> tuple[dict[str, str], list[bytes
     half = count // 2
     with context.Pool(2) as pool:
         parts = pool.map(_make_bodies, [(0, half), (half, count - half)])
-    headers = dict(parts[0][0])
-    headers["X-Sentry-Auth"] = headers["X-Sentry-Auth"].replace(PLACEHOLDER_KEY, public_key)
-    return headers, parts[0][1] + parts[1][1]
+    return with_key(parts[0][0], public_key), parts[0][1] + parts[1][1]
+
+
+def with_key(headers: dict[str, str], public_key: str) -> dict[str, str]:
+    """``headers`` (made under :data:`PLACEHOLDER_KEY`) authenticating as ``public_key``."""
+    auth = headers["X-Sentry-Auth"].replace(PLACEHOLDER_KEY, public_key)
+    return {**headers, "X-Sentry-Auth": auth}
 
 
 def _stored_events(url: str) -> int:
@@ -151,10 +155,7 @@ def stages(ctx: Context, headers: dict[str, str], bodies: list[bytes]) -> dict[s
                 totals["envelope"] += t2 - t1
                 totals["normalize_group"] += t3 - t2
                 totals["database"] += t4 - t3
-        key_headers = dict(headers)
-        key_headers["X-Sentry-Auth"] = key_headers["X-Sentry-Auth"].replace(
-            PLACEHOLDER_KEY, whole.public_key
-        )
+        key_headers = with_key(headers, whole.public_key)
         with app_context(whole.url) as app:
             client = app.test_client()
             began = clock()
@@ -191,10 +192,7 @@ def run(ctx: Context) -> dict[str, t.Any]:
     for workers in worker_counts:
         dataset = ctx.backend.empty(f"ingest-{workers}")
         try:
-            key_headers = dict(headers)
-            key_headers["X-Sentry-Auth"] = headers["X-Sentry-Auth"].replace(
-                PLACEHOLDER_KEY, dataset.public_key
-            )
+            key_headers = with_key(headers, dataset.public_key)
             with server.start(
                 "example_app:create_app()",
                 {"DATABASE_URL": dataset.url},

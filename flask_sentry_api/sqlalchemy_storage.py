@@ -175,8 +175,8 @@ class SQLAlchemyStorage:
         self.session.commit()
         return result
 
-    def _statement(self, name: str, build: t.Callable[[], t.Any]) -> t.Any:
-        """The statement ``build()`` returns, built once per dialect.
+    def _statement(self, connection: t.Any, name: str, build: t.Callable[[], t.Any]) -> t.Any:
+        """The statement ``build()`` returns, built once per dialect (``connection``'s).
 
         For the statements every request or event runs (the key lookup, the eight of storing
         an event): built anew each time, SQLAlchemy constructs, coerces and cache-keys them,
@@ -184,7 +184,9 @@ class SQLAlchemyStorage:
         parameters, and executed on the session's connection, they cost little more than
         the query.
         """
-        cache_key = (name, self.dialect)
+        # The connection's dialect, not self.dialect, which asks the session for its bind
+        # again for each statement an event looks up.
+        cache_key = (name, connection.dialect.name)
         stmt = self._statements.get(cache_key)
         if stmt is None:
             stmt = self._statements[cache_key] = build()
@@ -248,11 +250,13 @@ class SQLAlchemyStorage:
     @_translating_errors
     def get_project(self, project_id: int) -> s.Project | None:
         Project = self.models.Project.__table__
+        connection = self.session.connection()
         by_id = self._statement(
+            connection,
             "project_by_id",
             lambda: sa.select(Project).where(Project.c.id == sa.bindparam("b_id")),
         )
-        row = self.session.connection().execute(by_id, {"b_id": project_id}).first()
+        row = connection.execute(by_id, {"b_id": project_id}).first()
         return self._project(row) if row is not None else None
 
     @_translating_errors
@@ -299,14 +303,16 @@ class SQLAlchemyStorage:
     @_translating_errors
     def get_key(self, public_key: str) -> s.ProjectKey | None:
         ProjectKey = self.models.ProjectKey.__table__
+        connection = self.session.connection()
         by_public_key = self._statement(
+            connection,
             "key_by_public_key",
             lambda: sa.select(ProjectKey).where(
                 ProjectKey.c.public_key == sa.bindparam("b_public_key")
             ),
         )
         params = {"b_public_key": public_key}
-        row = self.session.connection().execute(by_public_key, params).first()
+        row = connection.execute(by_public_key, params).first()
         return self._key(row) if row is not None else None
 
     @_translating_errors
@@ -350,6 +356,7 @@ class SQLAlchemyStorage:
         connection = self.session.connection()
         Event = self.models.Event.__table__
         insert_event = self._statement(
+            connection,
             "event_insert",
             lambda: (
                 self._insert(Event)
@@ -427,8 +434,11 @@ class SQLAlchemyStorage:
         concurrent events for one new fingerprint meet at the unique (project, hash) key.
         """
         Group = self.models.Group.__table__
-        count_in = self._statement("group_count", lambda: self._group_count_statement(Group))
+        count_in = self._statement(
+            connection, "group_count", lambda: self._group_count_statement(Group)
+        )
         create = self._statement(
+            connection,
             "group_insert",
             lambda: (
                 self._insert(Group)
@@ -534,7 +544,7 @@ class SQLAlchemyStorage:
             )
 
         name = "group_reopen" if counted.is_regression else "group_finish"
-        finish = self._statement(name, lambda: build(counted.is_regression))
+        finish = self._statement(connection, name, lambda: build(counted.is_regression))
         params = {"b_id": counted.group_id, "b_score": counted.score, "b_users": new_users}
         return self._group(connection.execute(finish, params).one())
 
@@ -574,12 +584,14 @@ class SQLAlchemyStorage:
             return 0
         TagValue, GroupTagValue = self.models.TagValue, self.models.GroupTagValue
         project_upsert = self._statement(
+            connection,
             "tag_value",
             lambda: self._merge_seen(
                 self._insert(TagValue), TagValue, ["project_id", "key", "value"]
             ),
         )
         group_upsert = self._statement(
+            connection,
             "group_tag_value",
             lambda: self._merge_seen(
                 self._insert(GroupTagValue), GroupTagValue, ["group_id", "key", "value"]
@@ -598,12 +610,14 @@ class SQLAlchemyStorage:
     ) -> None:
         GroupStat, ProjectStat = self.models.GroupStat, self.models.ProjectStat
         group_upsert = self._statement(
+            connection,
             "group_stat",
             lambda: self._merge_count(
                 self._insert(GroupStat), GroupStat, ["group_id", "resolution", "bucket"]
             ),
         )
         project_upsert = self._statement(
+            connection,
             "project_stat",
             lambda: self._merge_count(
                 self._insert(ProjectStat), ProjectStat, ["project_id", "resolution", "bucket"]
@@ -619,9 +633,14 @@ class SQLAlchemyStorage:
     def _record_release(
         self, connection: t.Any, project_id: int, event: s.NewEvent, is_new_group: bool
     ) -> None:
+        Release = self.models.Release
         ts = event.timestamp
         connection.execute(
-            self._statement("release_upsert", self._release_upsert_statement),
+            self._statement(
+                connection,
+                "release_upsert",
+                lambda: self._merge_release(self._insert(Release), Release),
+            ),
             {
                 "project_id": project_id,
                 "version": event.release,
@@ -631,9 +650,6 @@ class SQLAlchemyStorage:
                 "new_groups": int(is_new_group),
             },
         )
-
-    def _release_upsert_statement(self) -> t.Any:
-        return self._merge_release(self._insert(self.models.Release), self.models.Release)
 
     @staticmethod
     def _merge_release(stmt: t.Any, Release: t.Any) -> t.Any:  # noqa: N803 - a model
