@@ -52,6 +52,9 @@ setup(
             "brotli>=1.1",
             "psycopg[binary]>=3.1",
             "ruff>=0.5",
+            # Type check (pyproject.toml [tool.mypy]); Flask, SQLAlchemy, marshmallow, apispec,
+            # alembic and click ship their own types, brotli and Flask-HTTPAuth have none.
+            "mypy>=1.11",
             "gunicorn>=23.0",
             "jsonschema>=4.18",
             "openapi-spec-validator>=0.9",

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-from .blueprint import blueprint as blueprint
+import importlib
+import sys
+import types
+import typing as t
+
 from .errors import APIError as APIError
 from .errors import ConfigurationError as ConfigurationError
-from .extension import SentryAPI as SentryAPI
-from .extension import State as State
-from .extension import get_state as get_state
 from .pagination import Cursor as Cursor
-from .sqlalchemy_storage import SQLAlchemyStorage as SQLAlchemyStorage
 from .storage import ROLE_API as ROLE_API
 from .storage import ROLE_STORE as ROLE_STORE
 from .storage import GroupQuery as GroupQuery
 from .storage import NewEvent as NewEvent
 from .storage import ProjectKey as ProjectKey
 from .storage import Storage as Storage
+
+if t.TYPE_CHECKING:
+    from .blueprint import blueprint as blueprint
+    from .blueprint import ingest_blueprint as ingest_blueprint
+    from .extension import SentryAPI as SentryAPI
+    from .sqlalchemy_storage import SQLAlchemyStorage as SQLAlchemyStorage
+    from .state import State as State
+    from .state import get_state as get_state
 
 __all__ = [
     "ROLE_API",
@@ -32,4 +40,41 @@ __all__ = [
     "Storage",
     "blueprint",
     "get_state",
+    "ingest_blueprint",
 ]
+
+#: Names that need Flask or SQLAlchemy, imported on first use, so the Flask-free modules
+#: (pagination, search, ingestion parsing) can be imported without either.
+_LAZY = {
+    "blueprint": "blueprint",
+    "ingest_blueprint": "blueprint",
+    "SentryAPI": "extension",
+    "SQLAlchemyStorage": "sqlalchemy_storage",
+    "State": "state",
+    "get_state": "state",
+}
+
+
+class _Package(types.ModuleType):
+    """This package, whose ``blueprint`` stays the Blueprint object.
+
+    The module ``blueprint.py`` and the Blueprint it defines share a name. Importing the
+    module would rebind ``flask_sentry_api.blueprint`` to it (the import system sets a
+    package attribute for every submodule it loads), breaking
+    ``app.register_blueprint(flask_sentry_api.blueprint)``; the Blueprint is kept instead.
+    """
+
+    def __setattr__(self, name: str, value: t.Any) -> None:
+        if name == "blueprint" and isinstance(value, types.ModuleType):
+            value = value.blueprint
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+def __getattr__(name: str) -> t.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)

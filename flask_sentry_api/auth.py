@@ -1,8 +1,12 @@
-"""Project-key HTTP Basic authentication of the web API (Flask-HTTPAuth).
+"""Project-key authentication: the one key check of the web API and of ingestion.
 
-The username is a key's public key and the password its secret. An unknown key and a
-wrong secret get the same 401 after the same constant-time comparison, so responses do
-not reveal which public keys exist.
+Parsing, verifying and challenging are kept apart, as in DRF's ``authentication.py``:
+the web API's Basic credentials are parsed by Flask-HTTPAuth (:data:`basic_auth`), an SDK's
+by :func:`flask_sentry_api.ingest.auth.parse_sentry_auth`; both are verified by
+:func:`check_key`; the 401 challenge comes from :meth:`RealmBasicAuth.authenticate_header`.
+
+An unknown key and a wrong secret get the same 401 after the same constant-time
+comparison, so responses do not reveal which public keys exist.
 """
 
 from __future__ import annotations
@@ -10,57 +14,91 @@ from __future__ import annotations
 import hmac
 import typing as t
 
-from flask import Response
-from flask import g
 from flask_httpauth import HTTPBasicAuth
 
 from .errors import AuthenticationFailed
 from .errors import PermissionDenied
-from .extension import get_state
+from .ingest.auth import INVALID_KEY
+from .ingest.auth import SentryAuth
+from .state import get_state
+from .storage import ROLE_API
+from .storage import ROLE_STORE
 from .storage import ProjectKey
 
 #: Compared against when the key is unknown, so both failures cost the same.
 _UNKNOWN_KEY_SECRET = b"0" * 32
 
-basic_auth = HTTPBasicAuth()
+#: What each kind of client is told, in the words Sentry used for it: the web API
+#: (SPEC §2) and the store API.
+_INVALID = {ROLE_API: AuthenticationFailed.default_detail, ROLE_STORE: INVALID_KEY}
+_DISABLED = {ROLE_API: "Key is disabled", ROLE_STORE: "API key is disabled"}
+_MISSING_ROLE = {
+    ROLE_API: "Key does not allow API access",
+    ROLE_STORE: "Key does not allow event storage access",
+}
 
 
-def check_credentials(public_key: str, secret: str) -> ProjectKey | None:
-    """The active key these credentials name, or None. Raises 401 for a disabled key."""
+def check_key(
+    public_key: str, secret: str | None, *, role: int | None, project_id: int | None = None
+) -> ProjectKey:
+    """The active key that ``public_key`` and ``secret`` name, allowed ``role`` (and, if
+    given, belonging to ``project_id``).
+
+    ``secret`` None means the client sent none (SDKs with a modern DSN): only the public
+    key is checked. ``role`` None checks no role.
+
+    :raises AuthenticationFailed: unknown key, wrong secret (one message for both) or a
+        disabled key.
+    :raises PermissionDenied: the key lacks ``role``, or belongs to another project.
+    """
+    client = role if role is not None else ROLE_API
     # A name no key could have is not worth a lookup (NUL is not even storable).
     plausible = 0 < len(public_key) <= 256 and "\x00" not in public_key
     key = get_state().key_lookup(public_key) if plausible else None
-    expected = key.secret_key.encode() if key is not None else _UNKNOWN_KEY_SECRET
-    matches = hmac.compare_digest(secret.encode("utf-8", "replace"), expected)
+    matches = True
+    if secret is not None:
+        expected = key.secret_key.encode() if key is not None else _UNKNOWN_KEY_SECRET
+        matches = hmac.compare_digest(secret.encode("utf-8", "replace"), expected)
     if key is None or not matches:
-        return None
+        raise AuthenticationFailed(_INVALID[client])
     if not key.is_active:
-        raise AuthenticationFailed("Key is disabled")
+        raise AuthenticationFailed(_DISABLED[client])
+    if role is not None and not key.has_role(role):
+        raise PermissionDenied(_MISSING_ROLE[client])
+    if project_id is not None and key.project_id != project_id:
+        raise PermissionDenied("Project ID mismatch: the key belongs to another project")
     return key
+
+
+def check_sdk_credentials(credentials: SentryAuth, project_id: int) -> ProjectKey:
+    """The key an SDK's credentials name, if it may store events in ``project_id``."""
+    return check_key(
+        credentials.public_key, credentials.secret_key, role=ROLE_STORE, project_id=project_id
+    )
+
+
+class RealmBasicAuth(HTTPBasicAuth):
+    """Flask-HTTPAuth's Basic scheme, challenging in the app's ``SENTRY_API_AUTH_REALM``
+    (the realm is per app, so it cannot be a constructor argument)."""
+
+    def authenticate_header(self) -> str:
+        return f'Basic realm="{get_state().settings.auth_realm}"'
+
+
+basic_auth = RealmBasicAuth()
 
 
 @basic_auth.verify_password
-def _verify_password(username: str, password: str) -> ProjectKey | None:
-    key = check_credentials(username, password)
-    if key is not None:
-        g._sentry_api_key = key
-    return key
-
-
-@basic_auth.get_user_roles
-def _roles(key: ProjectKey) -> list[str]:
-    return key.role_names
+def _verify_password(username: str, password: str) -> ProjectKey:
+    # Failures raise: the blueprint renders them as JSON, and a 403 carries no challenge.
+    return check_key(username, password, role=ROLE_API)
 
 
 @basic_auth.error_handler
-def _auth_error(status: int) -> Response:
-    from .blueprint import error_response
-
-    if status == 403:
-        return error_response(PermissionDenied("Key does not allow API access"))
-    return error_response(AuthenticationFailed())
+def _auth_error(status: int) -> t.NoReturn:  # pragma: no cover - check_key raises first
+    raise AuthenticationFailed()
 
 
 def current_key() -> ProjectKey:
     """The key that authenticated the current request."""
-    return t.cast(ProjectKey, g._sentry_api_key)
+    return t.cast(ProjectKey, basic_auth.current_user())

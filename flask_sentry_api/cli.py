@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 import click
 from flask.cli import AppGroup
 
-from .extension import get_state
 from .seed import MAX_EVENTS_PER_GROUP
 from .seed import seed_demo
+from .state import get_state
 from .storage import ROLE_API
 from .storage import ROLE_NAMES
 from .storage import ROLE_STORE

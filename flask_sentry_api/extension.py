@@ -1,37 +1,24 @@
-"""The Flask extension: :class:`SentryAPI` resolves settings and collaborators per app.
+"""The Flask extension object: :class:`SentryAPI` validates an app's settings, builds its
+state and registers the blueprints and commands.
 
-Per-app state lives in ``app.extensions["sentry_api"]`` (a :class:`State`); nothing is kept
-on the extension object for a particular app, so one :class:`SentryAPI` can serve several
-apps (app factories, tests).
+Per-app state lives in ``app.extensions["sentry_api"]`` (a :class:`~flask_sentry_api.state.State`);
+nothing is kept on the extension object for a particular app, so one :class:`SentryAPI`
+can serve several apps (app factories, tests).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import typing as t
 
 from flask import Flask
-from flask import current_app
 
-from .config import Settings
-from .config import load_settings
-from .config import resolve
-from .errors import ConfigurationError
-from .storage import ProjectKey
-from .storage import Storage
+from .blueprint import blueprint
+from .state import EXTENSION_KEY
+from .state import State as State
+from .state import build_state
+from .state import get_state as get_state
 
-EXTENSION_KEY = "sentry_api"
-
-KeyLookup = t.Callable[[str], "ProjectKey | None"]
-
-
-@dataclasses.dataclass(frozen=True)
-class State:
-    """What one app's API needs at request time."""
-
-    settings: Settings
-    storage: Storage
-    key_lookup: KeyLookup
+__all__ = ["EXTENSION_KEY", "SentryAPI", "State", "build_state", "get_state"]
 
 
 class SentryAPI:
@@ -62,9 +49,7 @@ class SentryAPI:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        """Validate the settings, build the state and register the blueprint and CLI."""
-        from .blueprint import blueprint
-
+        """Validate the settings, build the state and register the blueprints and CLI."""
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError(
                 "flask_sentry_api is already registered on this app: call init_app (or"
@@ -73,53 +58,3 @@ class SentryAPI:
         state = build_state(app, storage=self.storage, key_lookup=self.key_lookup)
         app.extensions[EXTENSION_KEY] = state
         app.register_blueprint(blueprint, url_prefix=state.settings.url_prefix)
-
-
-def build_state(app: Flask, *, storage: t.Any = None, key_lookup: t.Any = None) -> State:
-    """Resolve settings, storage and key lookup; arguments win over ``app.config``."""
-    settings = load_settings(app.config)
-
-    key = "SENTRY_API_STORAGE"
-    chosen = storage if storage is not None else resolve(app.config[key], key)
-    if chosen is None:
-        chosen = _default_storage(app, settings)
-    elif not isinstance(chosen, Storage) and callable(chosen):
-        chosen = chosen(app)
-    if not isinstance(chosen, Storage):
-        raise ConfigurationError(
-            f"{key} (or the storage argument) must provide the flask_sentry_api.Storage"
-            f" interface, got {type(chosen).__name__}"
-        )
-
-    key = "SENTRY_API_KEY_LOOKUP"
-    lookup = key_lookup if key_lookup is not None else resolve(app.config[key], key)
-    if lookup is None:
-        lookup = chosen.get_key
-    if not callable(lookup):
-        raise ConfigurationError(f"{key} (or the key_lookup argument) must be callable")
-    return State(settings=settings, storage=chosen, key_lookup=lookup)
-
-
-def _default_storage(app: Flask, settings: Settings) -> Storage:
-    db = app.extensions.get("sqlalchemy")
-    if db is None:
-        raise ConfigurationError(
-            "SENTRY_API_STORAGE is not set and Flask-SQLAlchemy is not initialised on this"
-            " app: call db.init_app(app) before SentryAPI.init_app(app), or set"
-            " SENTRY_API_STORAGE."
-        )
-    from .sqlalchemy_storage import SQLAlchemyStorage
-
-    return SQLAlchemyStorage(db, table_prefix=settings.table_prefix)
-
-
-def get_state(app: Flask | None = None) -> State:
-    """The :class:`State` of ``app`` (default: the current app)."""
-    target = app if app is not None else current_app
-    try:
-        return t.cast(State, target.extensions[EXTENSION_KEY])
-    except KeyError:
-        raise RuntimeError(
-            "flask_sentry_api is not initialised on this app: call SentryAPI(app) or"
-            " app.register_blueprint(flask_sentry_api.blueprint)."
-        ) from None

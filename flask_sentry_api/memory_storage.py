@@ -21,36 +21,23 @@ import copy
 import dataclasses
 import itertools
 import json
-import re
 import secrets
 import threading
 import typing as t
-import unicodedata
 from datetime import datetime
-from datetime import timezone
 
 from . import storage as s
 from .pagination import apply_window
+from .storage import UTC
+from .storage import slugify
+from .storage import utcnow
 
 if t.TYPE_CHECKING:
     from .pagination import Window
 
 __all__ = ["MemoryStorage"]
 
-UTC = timezone.utc
-
-#: The group column behind each sort (anything unknown sorts like ``date``).
-_SORT_COLUMNS = {
-    "date": "last_seen",
-    "new": "first_seen",
-    "freq": "times_seen",
-    "priority": "score",
-}
 _TITLE_LENGTH = 255
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _utc(moment: datetime) -> datetime:
@@ -63,13 +50,6 @@ def _utc(moment: datetime) -> datetime:
 def _json(value: t.Any) -> t.Any:
     """``value`` as it comes back from a JSON column (a deep copy, tuples as lists)."""
     return json.loads(json.dumps(value))
-
-
-def slugify(name: str) -> str:
-    """Lowercase letters, digits, ``-`` and ``_``; ``project`` when nothing is left."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9_-]+", "-", ascii_name.lower()).strip("-_")
-    return slug[:50] or "project"
 
 
 def _merge_seen(old: s.TagValue, new: s.TagValue) -> s.TagValue:
@@ -142,7 +122,7 @@ class MemoryStorage:
                 slug=slug,
                 name=name,
                 is_public=False,
-                date_created=_now(),
+                date_created=utcnow(),
             )
             self._projects[project.id] = project
             return project
@@ -178,7 +158,7 @@ class MemoryStorage:
                 secret_key=secrets.token_hex(16),
                 roles=roles,
                 is_active=True,
-                date_added=_now(),
+                date_added=utcnow(),
                 label=label,
             )
             self._keys[key.public_key] = key
@@ -236,7 +216,7 @@ class MemoryStorage:
                 logger=event.logger,
                 platform=event.platform,
                 datetime=ts,
-                date_received=_now(),
+                date_received=utcnow(),
                 release=event.release,
                 environment=event.environment,
                 user=user,
@@ -366,7 +346,7 @@ class MemoryStorage:
                 id=self._next_id("release"),
                 project_id=project_id,
                 version=version,
-                date_created=_now(),
+                date_created=utcnow(),
                 first_event=ts,
                 last_event=ts,
                 new_groups=int(is_new),
@@ -416,10 +396,10 @@ class MemoryStorage:
     def _sort(sort: str) -> tuple[t.Callable[[s.Group], int], t.Callable[[s.Group], t.Any]]:
         """(integer key, tiebreak) of a sort: the key is the cursor key, the tiebreak the
         exact column value then the id (what the SQL storage orders by)."""
-        column = _SORT_COLUMNS.get(sort, "last_seen")
+        column = s.SORT_ATTRIBUTES.get(sort, "last_seen")
 
         def key(group: s.Group) -> int:
-            return s.group_sort_key(group, sort if sort in _SORT_COLUMNS else "date")
+            return s.group_sort_key(group, sort)
 
         def tiebreak(group: s.Group) -> tuple[t.Any, int]:
             return getattr(group, column), group.id
@@ -448,29 +428,28 @@ class MemoryStorage:
                         stats[group_id][bucket] = count
             return stats
 
-    def _update_groups(self, project_id: int, query: s.GroupQuery, changes: s.GroupChanges) -> int:
-        selected = self._select(project_id, query)
-        now = _now()  # one stamp for the whole statement
-        flags = {
-            name: bool(getattr(changes, name))
-            for name in ("is_public", "is_bookmarked", "has_seen")
-            if getattr(changes, name) is not None
-        }
-        for group in selected:
-            values: dict[str, t.Any] = dict(flags)
-            if changes.status is not None:
-                values["status"] = changes.status
-                if changes.status == "resolved":
-                    # Already resolved keeps the stamp of when it was resolved.
-                    values["resolved_at"] = now if group.status != "resolved" else group.resolved_at
-                else:
-                    values["resolved_at"] = None
-            self._groups[group.id] = dataclasses.replace(group, **values)
-        return len(selected)
-
     def update_groups(self, project_id: int, query: s.GroupQuery, changes: s.GroupChanges) -> int:
         with self._lock:
-            return self._update_groups(project_id, query, changes)
+            selected = self._select(project_id, query)
+            now = utcnow()  # one stamp for the whole statement
+            flags = {
+                name: bool(getattr(changes, name))
+                for name in ("is_public", "is_bookmarked", "has_seen")
+                if getattr(changes, name) is not None
+            }
+            for group in selected:
+                values: dict[str, t.Any] = dict(flags)
+                if changes.status is not None:
+                    values["status"] = changes.status
+                    if changes.status == "resolved":
+                        # Already resolved keeps the stamp of when it was resolved.
+                        values["resolved_at"] = (
+                            now if group.status != "resolved" else group.resolved_at
+                        )
+                    else:
+                        values["resolved_at"] = None
+                self._groups[group.id] = dataclasses.replace(group, **values)
+            return len(selected)
 
     def merge_groups(self, project_id: int, group_ids: t.Sequence[int]) -> tuple[int, list[int]]:
         with self._lock:
@@ -499,8 +478,8 @@ class MemoryStorage:
             for child in children:
                 for slot, seen in self._group_tag_values.pop(child.id).items():
                     summed[slot] = seen if slot not in summed else _merge_seen(summed[slot], seen)
-                for slot, count in self._group_stats.pop(child.id).items():
-                    parent_stats[slot] = parent_stats.get(slot, 0) + count
+                for bucket, count in self._group_stats.pop(child.id).items():
+                    parent_stats[bucket] = parent_stats.get(bucket, 0) + count
                 del self._groups[child.id]
                 del self._group_by_hash[(child.project_id, child.hash)]
             parent_tags = self._group_tag_values[parent.id]
@@ -548,14 +527,6 @@ class MemoryStorage:
                 del self._groups[group.id]
             return len(selected)
 
-    def update_group(self, group_id: int, changes: s.GroupChanges) -> s.Group | None:
-        with self._lock:
-            group = self._groups.get(group_id)
-            if group is None:
-                return None
-            self._update_groups(group.project_id, s.GroupQuery(ids=(group_id,)), changes)
-            return self._group_out(self._groups[group_id])
-
     # -- events and notes --------------------------------------------------------------------
     def list_events(self, group_id: int, window: Window) -> list[s.Event]:
         with self._lock:
@@ -595,7 +566,7 @@ class MemoryStorage:
             if group is None:
                 raise LookupError(group_id)
             note = s.Note(
-                id=self._next_id("note"), group_id=group_id, text=text, date_created=_now()
+                id=self._next_id("note"), group_id=group_id, text=text, date_created=utcnow()
             )
             self._notes[note.id] = note
             self._groups[group_id] = dataclasses.replace(group, num_comments=group.num_comments + 1)
@@ -617,7 +588,7 @@ class MemoryStorage:
                 id=self._next_id("release"),
                 project_id=project_id,
                 version=version,
-                date_created=_now(),
+                date_created=utcnow(),
                 first_event=None,
                 last_event=None,
                 new_groups=0,
@@ -692,8 +663,8 @@ class MemoryStorage:
                 if group.project_id != project_id:
                     continue
                 group_tags = self._group_tag_values[group.id]
-                for slot in [slot for slot in group_tags if slot[0] == key]:
-                    del group_tags[slot]
+                for pair in [pair for pair in group_tags if pair[0] == key]:
+                    del group_tags[pair]
                     deleted += 1
             if key == "user":
                 for group in list(self._groups.values()):

@@ -11,13 +11,12 @@ import dataclasses
 import typing as t
 import weakref
 from datetime import datetime
-from datetime import timezone
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import mapped_column
 
-UTC = timezone.utc
+from .storage import UTC
 
 #: JSON on every backend, JSONB on PostgreSQL (smaller, and indexable should a host want it).
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
@@ -88,18 +87,21 @@ def _declare(base: t.Any, prefix: str) -> Models:
     # Class names carry the prefix too, so two prefixes can share one declarative registry.
     cls_prefix = "".join(part.capitalize() for part in prefix.split("_"))
 
-    def model(name: str, namespace: dict[str, t.Any]) -> t.Any:
+    #: Each class by its :class:`Models` field name.
+    declared: dict[str, t.Any] = {}
+
+    def model(name: str, namespace: dict[str, t.Any]) -> None:
         if "id" in namespace:
             # SQLite would reuse a deleted row's id: an old permalink must never lead to a
             # new group or event.
             args = namespace.get("__table_args__", ())
             namespace["__table_args__"] = (*args, {"sqlite_autoincrement": True})
-        return type(cls_prefix + name, (base,), namespace)
+        declared[name] = type(cls_prefix + name, (base,), namespace)
 
     def project_fk() -> sa.ForeignKey:
         return sa.ForeignKey(f"{p}project.id", ondelete="CASCADE")
 
-    Project = model(
+    model(
         "Project",
         {
             "__tablename__": f"{p}project",
@@ -113,7 +115,7 @@ def _declare(base: t.Any, prefix: str) -> Models:
         },
     )
 
-    ProjectKey = model(
+    model(
         "ProjectKey",
         {
             "__tablename__": f"{p}project_key",
@@ -128,7 +130,7 @@ def _declare(base: t.Any, prefix: str) -> Models:
         },
     )
 
-    Group = model(
+    model(
         "Group",
         {
             "__tablename__": f"{p}group",
@@ -173,7 +175,7 @@ def _declare(base: t.Any, prefix: str) -> Models:
     def group_fk() -> sa.ForeignKey:
         return sa.ForeignKey(f"{p}group.id", ondelete="CASCADE")
 
-    Event = model(
+    model(
         "Event",
         {
             "__tablename__": f"{p}event",
@@ -202,7 +204,7 @@ def _declare(base: t.Any, prefix: str) -> Models:
         },
     )
 
-    Note = model(
+    model(
         "Note",
         {
             "__tablename__": f"{p}note",
@@ -225,7 +227,7 @@ def _declare(base: t.Any, prefix: str) -> Models:
             "last_seen": mapped_column(UTCDateTime, nullable=False),
         }
 
-    TagValue = model(
+    model(
         "TagValue",
         {
             "__tablename__": f"{p}tag_value",
@@ -240,7 +242,7 @@ def _declare(base: t.Any, prefix: str) -> Models:
         },
     )
 
-    GroupTagValue = model(
+    model(
         "GroupTagValue",
         {
             "__tablename__": f"{p}group_tag_value",
@@ -258,7 +260,7 @@ def _declare(base: t.Any, prefix: str) -> Models:
 
     # Event counts rolled up at ingestion per (group | project, resolution, bucket start),
     # so stats cost a few index rows per bucket whatever the number of events.
-    GroupStat = model(
+    model(
         "GroupStat",
         {
             "__tablename__": f"{p}group_stat",
@@ -269,7 +271,7 @@ def _declare(base: t.Any, prefix: str) -> Models:
         },
     )
 
-    ProjectStat = model(
+    model(
         "ProjectStat",
         {
             "__tablename__": f"{p}project_stat",
@@ -280,7 +282,7 @@ def _declare(base: t.Any, prefix: str) -> Models:
         },
     )
 
-    Release = model(
+    model(
         "Release",
         {
             "__tablename__": f"{p}release",
@@ -298,15 +300,4 @@ def _declare(base: t.Any, prefix: str) -> Models:
         },
     )
 
-    return Models(
-        Project=Project,
-        ProjectKey=ProjectKey,
-        Group=Group,
-        Event=Event,
-        Note=Note,
-        TagValue=TagValue,
-        GroupTagValue=GroupTagValue,
-        GroupStat=GroupStat,
-        ProjectStat=ProjectStat,
-        Release=Release,
-    )
+    return Models(**declared)

@@ -2,12 +2,15 @@
 
 :func:`build_document` describes every endpoint registered on an app under the web API
 prefix: path, query and body parameters, each response with its status, body and headers.
-Bodies come from :mod:`flask_sentry_api.schemas` through apispec's marshmallow plugin; the
-fields marshmallow cannot type by itself (``StringId``, ``APIDateTime``, ``Method`` and
-``Function`` fields, the lenient request booleans) are described by :func:`_refine_field`,
-an attribute function registered on the plugin's converter. A few bodies the views build
-by hand (group ``stats``, event neighbours, the bulk update result, errors) are written
-here as JSON Schema.
+Each operation comes from the view that serves it (its ``operations``, see
+:mod:`flask_sentry_api.apidoc`): summary, statuses, links, and the query-argument schema
+whose fields become the parameters. Bodies come from :mod:`flask_sentry_api.schemas`
+through apispec's marshmallow plugin, which derives lengths, patterns and ranges from the
+fields' validators; what it cannot type by itself (``StringId``, ``APIDateTime``, the
+lenient request booleans, and fields documented with ``metadata={"json_schema": ...}``)
+is described by :func:`_refine_field`, an attribute function registered on the plugin's
+converter. A few bodies the views build by hand (group ``stats``, event neighbours, the
+bulk update result, errors) are written here as JSON Schema.
 
 :func:`openapi_document` caches one document per app (weakly keyed, so apps are never kept
 alive) and fills in ``servers`` for the request being served.
@@ -28,64 +31,32 @@ from apispec.ext.marshmallow.openapi import OpenAPIConverter
 from flask import Flask
 from marshmallow import Schema
 from marshmallow import fields
+from marshmallow import validate
 
-from . import event_views
-from . import group_views
-from . import project_views
-from . import release_views
 from . import schemas as sc
-from . import stats_views
-from . import tag_views
+from .apidoc import Op
 from .config import Settings
-from .extension import get_state
-from .pagination import MAX_VALUE
-from .search import MAX_QUERY_LENGTH
-from .search import SORTS
-from .search import STATS_PERIODS
-from .search import STATUSES
-from .stats import RESOLUTIONS
-from .storage import LEVELS
-from .views import APIView
-from .views import IndexView
-from .views import NotFoundView
+from .schemas import ID_SCHEMA
+from .schemas import NULLABLE_ID_SCHEMA
+from .schemas import TAG_KEY_PATTERN
+from .schemas import VERSION_PATTERN
+from .schemas import JSONSchema
+from .schemas import strict_object
+from .state import get_state
+from .storage import GROUP_STATUSES
+from .views.base import APIView
+from .views.base import IndexView
+from .views.base import NotFoundView
 
 __all__ = ["OPENAPI_VERSION", "build_document", "openapi_document", "openapi_path"]
 
 OPENAPI_VERSION = "3.1.0"
 
-JSONSchema = dict[str, t.Any]
-
-# -- JSON Schema building blocks -----------------------------------------------------------
-
-ID_PATTERN = r"^[0-9]+$"
-#: What :func:`flask_sentry_api.schemas.format_datetime` writes.
-DATETIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{3})?Z$"
-#: A cursor the server accepts (the empty string is the first page). Value and offset are
-#: bounded by digit count: at most 18 digits stays below 2**63, 9 below 2**31.
-CURSOR_PATTERN = r"^([0-9]{1,18}(\.[0-9]{0,20})?:[0-9]{1,9}:[01])?$"
 _EMITTED_CURSOR = r"[0-9]+:[0-9]+"
 LINK_PATTERN = (
     rf'^<[^<>]*>; rel="previous"; results="(true|false)"; cursor="{_EMITTED_CURSOR}:1", '
     rf'<[^<>]*>; rel="next"; results="(true|false)"; cursor="{_EMITTED_CURSOR}:0"$'
 )
-#: Tag keys an event can carry (see ``tag_views``); any other key answers 404.
-TAG_KEY_PATTERN = r"^[a-zA-Z0-9_.:-]{1,32}$"
-#: Release versions :class:`~flask_sentry_api.schemas.ReleaseCreateSchema` accepts.
-VERSION_PATTERN = r"^[^/\s\x00-\x1f\x7f-\x9f]+$"
-_RESERVED_VERSIONS = [".", "..", "latest"]
-#: The latest instant ``since``/``until`` may name as Unix seconds (9999-12-31T23:59:59Z).
-_MAX_UNIX_SECONDS = 253402300799
-
-_ID: JSONSchema = {"type": "string", "pattern": ID_PATTERN}
-_NULLABLE_ID: JSONSchema = {"type": ["string", "null"], "pattern": ID_PATTERN}
-_DATETIME: JSONSchema = {"type": "string", "format": "date-time", "pattern": DATETIME_PATTERN}
-_NULLABLE_DATETIME: JSONSchema = {
-    "type": ["string", "null"],
-    "format": "date-time",
-    "pattern": DATETIME_PATTERN,
-}
-_COUNT: JSONSchema = {"type": "integer", "minimum": 0}
-_OBJECT: JSONSchema = {"type": "object"}
 
 
 def _series(length: int | None = None) -> JSONSchema:
@@ -98,19 +69,10 @@ def _series(length: int | None = None) -> JSONSchema:
     return series
 
 
-def _strict_object(properties: dict[str, JSONSchema], required: t.Iterable[str]) -> JSONSchema:
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": sorted(required),
-        "additionalProperties": False,
-    }
-
-
 #: Bodies the views write by hand, or that apispec cannot derive.
 _HAND_WRITTEN: dict[str, JSONSchema] = {
     "Detail": {
-        **_strict_object({"detail": {"type": "string"}}, ["detail"]),
+        **strict_object({"detail": {"type": "string"}}, ["detail"]),
         "description": "Every error but a field validation error.",
     },
     "FieldErrors": {
@@ -127,13 +89,13 @@ _HAND_WRITTEN: dict[str, JSONSchema] = {
             ]
         },
     },
-    "Index": _strict_object(
+    "Index": strict_object(
         {
             "version": {"type": "string", "const": "0"},
             "auth": {
-                **_strict_object(
+                **strict_object(
                     {
-                        "project": _ID,
+                        "project": ID_SCHEMA,
                         "roles": {
                             "type": "array",
                             "items": {"type": "string", "enum": ["store", "api"]},
@@ -147,7 +109,7 @@ _HAND_WRITTEN: dict[str, JSONSchema] = {
         },
         ["version"],
     ),
-    "EndpointDescription": _strict_object(
+    "EndpointDescription": strict_object(
         {
             "name": {"type": "string"},
             "description": {"type": "string"},
@@ -174,14 +136,14 @@ _HAND_WRITTEN: dict[str, JSONSchema] = {
     },
     "StatsSeries": {**_series(), "description": "`[[unix_ts, count], ...]`, zeros included."},
     "BulkGroupUpdateResult": {
-        **_strict_object(
+        **strict_object(
             {
-                "status": {"type": "string", "enum": list(STATUSES)},
+                "status": {"type": "string", "enum": list(GROUP_STATUSES)},
                 "isBookmarked": {"type": "boolean"},
                 "hasSeen": {"type": "boolean"},
                 "isPublic": {"type": "boolean"},
-                "merge": _strict_object(
-                    {"parent": _ID, "children": {"type": "array", "items": _ID}},
+                "merge": strict_object(
+                    {"parent": ID_SCHEMA, "children": {"type": "array", "items": ID_SCHEMA}},
                     ["parent", "children"],
                 ),
             },
@@ -198,111 +160,6 @@ _HAND_WRITTEN: dict[str, JSONSchema] = {
 
 # -- marshmallow fields apispec cannot type --------------------------------------------------
 
-#: Field descriptions by (schema class, attribute name); they replace apispec's guess.
-_FIELDS: dict[tuple[type[Schema], str], JSONSchema] = {
-    (sc.ProjectSchema, "options"): _strict_object(
-        {"sentry:origins": {"type": "string"}, "sentry:resolve_age": {"type": "integer"}},
-        ["sentry:origins", "sentry:resolve_age"],
-    ),
-    (sc.GroupSchema, "short_id"): {
-        "type": "string",
-        "pattern": r"^.+-[0-9]+$",
-        "description": "`<PROJECT-SLUG-UPPERCASE>-<id>`",
-    },
-    (sc.GroupSchema, "permalink"): {"type": "string", "minLength": 1},
-    (sc.GroupSchema, "level"): {"type": "string", "enum": list(LEVELS)},
-    (sc.GroupSchema, "status"): {"type": "string", "enum": list(STATUSES)},
-    (sc.GroupSchema, "is_resolved"): {"type": "boolean"},
-    (sc.GroupSchema, "count"): {**_ID, "description": "Number of events, as a string."},
-    (sc.GroupSchema, "user_count"): _COUNT,
-    (sc.GroupSchema, "num_comments"): _COUNT,
-    (sc.GroupSchema, "project"): {"$ref": "#/components/schemas/ProjectRef"},
-    (sc.GroupSchema, "metadata"): {
-        "type": "object",
-        "description": "`{type, value}` for exceptions, `{title}` otherwise.",
-        "properties": {
-            "type": {"type": "string"},
-            "value": {"type": "string"},
-            "title": {"type": "string"},
-        },
-    },
-    (sc.GroupSchema, "type"): {"type": "string", "enum": ["error", "default"]},
-    (sc.EventSchema, "event_id"): {"type": "string", "pattern": r"^[0-9a-f]{32}$"},
-    (sc.EventSchema, "level"): {"type": "string", "enum": list(LEVELS)},
-    (sc.EventSchema, "user"): {"type": ["object", "null"]},
-    (sc.EventSchema, "tags"): {
-        "type": "array",
-        "items": _strict_object(
-            {"key": {"type": "string"}, "value": {"type": "string"}}, ["key", "value"]
-        ),
-    },
-    (sc.EventSchema, "context"): {**_OBJECT, "description": "The event's `extra`."},
-    (sc.EventSchema, "contexts"): _OBJECT,
-    (sc.EventSchema, "sdk"): {"type": ["object", "null"]},
-    (sc.EventSchema, "fingerprints"): {"type": "array", "items": {"type": "string"}},
-    (sc.EventSchema, "metadata"): _OBJECT,
-    (sc.EventSchema, "type"): {"type": "string"},
-    (sc.EventSchema, "entries"): {
-        "type": "array",
-        "description": "The interfaces the SDK sent (exception, message, request, ...).",
-        "items": {
-            "type": "object",
-            "properties": {"type": {"type": "string"}, "data": {}},
-            "required": ["type", "data"],
-        },
-    },
-    (sc.NoteSchema, "data"): _strict_object({"text": {"type": "string"}}, ["text"]),
-    (sc.ReleaseSchema, "first_event"): _NULLABLE_DATETIME,
-    (sc.ReleaseSchema, "last_event"): _NULLABLE_DATETIME,
-    (sc.ReleaseSchema, "new_groups"): _COUNT,
-    (sc.TagValueSchema, "name"): {"type": "string"},
-    (sc.TagValueSchema, "count"): _COUNT,
-    (sc.TagKeySchema, "name"): {"type": "string"},
-    (sc.TagKeySchema, "unique_values"): _COUNT,
-    (sc.TagKeySchema, "total_values"): _COUNT,
-    (sc.ReleaseCreateSchema, "version"): {
-        "type": "string",
-        "minLength": 1,
-        "maxLength": 200,
-        "pattern": VERSION_PATTERN,
-        "not": {"enum": _RESERVED_VERSIONS},
-        "description": "No slashes, whitespace or control characters; not `.`, `..`, `latest`.",
-    },
-    (sc.ProjectUpdateSchema, "name"): {
-        "type": "string",
-        "minLength": 1,
-        "maxLength": 200,
-        "pattern": r"\S",
-        "description": "Leading and trailing whitespace is stripped; must not be blank.",
-    },
-    (sc.ProjectUpdateSchema, "slug"): {
-        "type": "string",
-        "minLength": 1,
-        "maxLength": 50,
-        "pattern": r"^[a-z0-9_-]+$",
-        "description": "Unique among projects (a taken slug is a field error).",
-    },
-    (sc.NoteCreateSchema, "text"): {
-        "type": "string",
-        "maxLength": 10000,
-        "pattern": r"\S",
-        "description": "Must not be blank.",
-    },
-    (sc.BulkGroupUpdateSchema, "merge"): {
-        "anyOf": [
-            {"type": "boolean"},
-            {"type": "string", "enum": ["true", "True", "1", "false", "False", "0"]},
-        ],
-        "description": "Merge the groups named by two or more `id` parameters.",
-    },
-    (sc.BulkGroupUpdateSchema, "snooze_duration"): {
-        "type": ["integer", "null"],
-        "minimum": 0,
-        "description": "Accepted for compatibility: only `null` (snoozing is not implemented,"
-        " any number is a 400).",
-    },
-}
-
 
 def _lenient_boolean(field: fields.Boolean) -> JSONSchema | None:
     """``anyOf`` boolean / string spellings for a request ``Flag`` field, else None."""
@@ -315,44 +172,47 @@ def _lenient_boolean(field: fields.Boolean) -> JSONSchema | None:
 
 
 def _refine_field(
-    self: OpenAPIConverter, field: fields.Field[t.Any], ret: JSONSchema, **kwargs: t.Any
+    self: _Converter, field: fields.Field[t.Any], ret: JSONSchema, **kwargs: t.Any
 ) -> JSONSchema:
     """apispec attribute function: describe the fields apispec cannot type precisely.
 
-    Runs after apispec's own attribute functions; a replacement clears what they produced.
+    Runs after apispec's own attribute functions. A field documented with a JSON Schema
+    (``metadata={"json_schema": ...}``) or of a type apispec does not know is replaced
+    whole (keeping its description); the rest keeps what apispec derived from its
+    validators, plus ``not`` for a :class:`~marshmallow.validate.NoneOf`.
     """
     replacement: JSONSchema | None = None
-    parent = type(field.parent) if field.parent is not None else None
-    for klass in parent.__mro__ if parent is not None else ():
-        if (klass, field.name) in _FIELDS:
-            replacement = copy.deepcopy(_FIELDS[(klass, field.name)])
-            break
+    documented = field.metadata.get("json_schema")
+    if documented is not None:
+        replacement = copy.deepcopy(
+            documented(self.settings) if callable(documented) else documented
+        )
+    elif isinstance(field, sc.StringId):
+        replacement = copy.deepcopy(NULLABLE_ID_SCHEMA if field.allow_none else ID_SCHEMA)
+    elif isinstance(field, sc.APIDateTime):
+        replacement = copy.deepcopy(
+            sc.NULLABLE_DATETIME_SCHEMA if field.allow_none else sc.DATETIME_SCHEMA
+        )
+    elif isinstance(field, fields.Constant):
+        replacement = _constant(field.constant)
+    elif isinstance(field, fields.Boolean):
+        replacement = _lenient_boolean(field)
+    elif isinstance(field, (fields.Method, fields.Function)):
+        # Left untyped ("any value") in the document; the test suite turns this into an error.
+        parent = type(field.parent).__name__ if field.parent is not None else "?"
+        warnings.warn(
+            f"{parent}.{field.name} is not described: give it"
+            " metadata=flask_sentry_api.schemas.documented(...)",
+            UserWarning,
+            stacklevel=2,
+        )
     if replacement is None:
-        if isinstance(field, sc.StringId):
-            replacement = copy.deepcopy(_NULLABLE_ID if field.allow_none else _ID)
-        elif isinstance(field, sc.APIDateTime):
-            replacement = copy.deepcopy(_NULLABLE_DATETIME if field.allow_none else _DATETIME)
-        elif isinstance(field, fields.Constant):
-            replacement = _constant(field.constant)
-        elif isinstance(field, sc.StatusField):
-            replacement = {
-                "type": "string",
-                "enum": [*STATUSES, "ignored"],
-                "description": "`ignored` is accepted as `muted`.",
-            }
-        elif isinstance(field, fields.Boolean):
-            replacement = _lenient_boolean(field)
-        elif isinstance(field, (fields.Method, fields.Function)):
-            # Left untyped ("any value") in the document; the test suite turns this into an error.
-            warnings.warn(
-                f"{parent.__name__ if parent else '?'}.{field.name} is not described: add it"
-                " to flask_sentry_api.openapi._FIELDS",
-                UserWarning,
-                stacklevel=2,
-            )
-    if replacement is None:
-        return {}
+        excluded = [v for v in field.validators if isinstance(v, validate.NoneOf)]
+        return {"not": {"enum": list(excluded[0].iterable)}} if excluded else {}
+    description = field.metadata.get("description")
     ret.clear()
+    if description is not None:
+        replacement.setdefault("description", self.describe(description))
     return replacement
 
 
@@ -364,6 +224,14 @@ def _constant(value: t.Any) -> JSONSchema:
 
 
 class _Converter(OpenAPIConverter):
+    """apispec's converter, knowing the app's settings (limits some fields depend on)."""
+
+    settings: Settings
+
+    def describe(self, description: str) -> str:
+        """A field description with the settings it names (``{default_page_size}``)."""
+        return sc.with_settings(description, self.settings)
+
     # A copy of apispec's table, so nothing here changes apispec's module-level default.
     field_mapping = {
         **DEFAULT_FIELD_MAPPING,
@@ -437,8 +305,8 @@ def _add_components(spec: APISpec) -> None:
         "description": "Omitted when the list is asked for with an empty `statsPeriod`.",
     }
     details = copy.deepcopy(schemas["Event"])
-    details["properties"]["nextEventID"] = copy.deepcopy(_NULLABLE_ID)
-    details["properties"]["previousEventID"] = copy.deepcopy(_NULLABLE_ID)
+    details["properties"]["nextEventID"] = copy.deepcopy(NULLABLE_ID_SCHEMA)
+    details["properties"]["previousEventID"] = copy.deepcopy(NULLABLE_ID_SCHEMA)
     details["required"] = sorted(details["properties"])
     details["description"] = "An event with the ids of its group's next and previous events."
     schemas["EventDetails"] = details
@@ -451,77 +319,15 @@ def _ref(name: str) -> JSONSchema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _query(name: str, schema: JSONSchema, description: str, **extra: t.Any) -> JSONSchema:
-    return {"in": "query", "name": name, "schema": schema, "description": description, **extra}
-
-
-def _time_bound(name: str, description: str) -> JSONSchema:
-    return _query(
-        name,
-        {
-            "anyOf": [
-                {"type": "integer", "minimum": 0, "maximum": _MAX_UNIX_SECONDS},
-                {"type": "string", "format": "date-time"},
-            ]
-        },
-        f"{description} (Unix seconds or ISO 8601).",
-    )
-
-
-def _parameters(settings: Settings) -> dict[str, JSONSchema]:
-    page_size = (
-        f"Page size, 1 or more (default {settings.default_page_size}; larger values than"
-        f" {settings.max_page_size} are clamped). `limit` and `per_page` are synonyms: give one."
-    )
-    return {
-        "query": _query(
-            "query",
-            {"type": "string", "maxLength": MAX_QUERY_LENGTH},
-            "Search: `is:unresolved|resolved|muted|ignored`, `key:value` or"
-            ' `key:"quoted value"` tag filters, free text. Absent means `is:unresolved`'
-            " (GET only); empty means every status.",
-        ),
-        "status": _query(
-            "status",
-            {"type": "string", "enum": [*STATUSES, "ignored", ""]},
-            "Status filter (an `is:` token in `query` wins; empty is absent).",
-        ),
-        "sort": _query(
-            "sort",
-            {"type": "string", "enum": [*SORTS, ""]},
-            "Order (always descending): last seen, first seen, event count or priority.",
-        ),
-        "since": _time_bound("since", "Lower bound"),
-        "until": _time_bound("until", "Upper bound"),
-        "statsPeriod": _query(
-            "statsPeriod",
-            {"type": "string", "enum": [*STATS_PERIODS, ""]},
-            "Stats series of each group (default `24h`); empty omits `stats`.",
-        ),
-        "resolution": _query(
-            "resolution",
-            {"type": "string", "enum": [*RESOLUTIONS, ""]},
-            "Bucket size (default `1h`).",
-        ),
-        "limit": _query("limit", {"type": "integer", "minimum": 1}, page_size),
-        "per_page": _query("per_page", {"type": "integer", "minimum": 1}, page_size),
-        "cursor": _query(
-            "cursor",
-            {"type": "string", "pattern": CURSOR_PATTERN},
-            "`<value>:<offset>:<is_prev>`, from the `Link` header; empty is the first page.",
-        ),
-        "id": _query(
-            "id",
-            {
-                "type": "array",
-                "items": {"type": "integer", "minimum": 0, "maximum": MAX_VALUE},
-                "maxItems": settings.max_bulk_ids,
-            },
-            "A group id; repeat the parameter for several groups.",
-            style="form",
-            explode=True,
-        ),
-    }
+def _query_parameters(converter: _Converter, op: Op) -> list[JSONSchema]:
+    """The parameters of ``op``'s query-argument schema, described from its fields."""
+    if op.query is None:
+        return []
+    parameters = converter.schema2parameters(op.query, location="query")
+    for parameter in parameters:
+        parameter["required"] = bool(parameter.get("required"))
+        parameter.setdefault("description", "")
+    return t.cast(list[JSONSchema], parameters)
 
 
 _PATH_PARAMETERS: dict[str, tuple[JSONSchema, str]] = {
@@ -530,7 +336,12 @@ _PATH_PARAMETERS: dict[str, tuple[JSONSchema, str]] = {
     "event_id": ({"type": "integer"}, "An event's numeric id (not its 32-hex eventID)."),
     "key": ({"type": "string", "pattern": TAG_KEY_PATTERN}, "A tag key."),
     "version": (
-        {"type": "string", "minLength": 1, "maxLength": 200, "pattern": VERSION_PATTERN},
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": sc.MAX_VERSION_LENGTH,
+            "pattern": VERSION_PATTERN,
+        },
         "A release version.",
     ),
 }
@@ -548,208 +359,18 @@ def openapi_path(rule: str, prefix: str) -> str:
 # -- operations ----------------------------------------------------------------------------
 
 
-class _Op(t.NamedTuple):
-    """One documented operation of a view (GET also documents HEAD)."""
-
-    summary: str
-    status: int
-    body: str | None = None  # response schema component (None: no body)
-    many: bool = False  # a list of ``body`` with a ``Link`` header
-    query: tuple[str, ...] = ()
-    required_query: tuple[str, ...] = ()
-    request: str | None = None  # request body component
-    extra: tuple[int, ...] = ()  # other success statuses (no body)
-
-
-_PAGED = ("limit", "per_page", "cursor")
-_GROUP_SEARCH = ("query", "status", "sort", "since", "until", "statsPeriod", *_PAGED)
-_STATS = ("since", "until", "resolution")
-
-_OPERATIONS: dict[type[APIView], dict[str, _Op]] = {
-    IndexView: {"get": _Op("The API version; with credentials, what they allow.", 200, "Index")},
-    project_views.ProjectDetailsView: {
-        "get": _Op("Read the project.", 200, "Project"),
-        "put": _Op(
-            "Change the project's name, slug or isPublic.", 200, "Project", request="ProjectUpdate"
-        ),
-    },
-    group_views.ProjectGroupIndexView: {
-        "get": _Op(
-            "Search the project's groups, a page at a time.",
-            200,
-            "Group",
-            many=True,
-            query=_GROUP_SEARCH,
-        ),
-        "put": _Op(
-            "Change the groups named by `id`, or the status of every group the filters select.",
-            200,
-            "BulkGroupUpdateResult",
-            query=("id", "status", "query"),
-            request="BulkGroupUpdate",
-            extra=(204,),
-        ),
-        "delete": _Op(
-            "Delete the groups named by `id`, with their events, notes and tag data.",
-            204,
-            query=("id",),
-            required_query=("id",),
-        ),
-    },
-    group_views.GroupDetailsView: {
-        "get": _Op("Read the group (with 24h stats).", 200, "Group"),
-        "put": _Op(
-            "Change status, isBookmarked, hasSeen or isPublic.",
-            200,
-            "Group",
-            request="GroupUpdate",
-        ),
-        "delete": _Op("Delete the group with its events, notes and tag data.", 202),
-    },
-    group_views.GroupNotesView: {
-        "get": _Op("The group's notes, newest first.", 200, "Note", many=True, query=_PAGED),
-        "post": _Op("Add a note.", 201, "Note", request="NoteCreate"),
-    },
-    event_views.GroupEventsView: {
-        "get": _Op("The group's events, newest first.", 200, "Event", many=True, query=_PAGED),
-    },
-    event_views.GroupLatestEventView: {
-        "get": _Op("The group's newest event.", 200, "EventDetails"),
-    },
-    event_views.EventDetailsView: {
-        "get": _Op("One event with its neighbours in its group.", 200, "EventDetails"),
-    },
-    stats_views.ProjectStatsView: {
-        "get": _Op("Events received by the project per bucket.", 200, "StatsSeries", query=_STATS),
-    },
-    stats_views.GroupStatsView: {
-        "get": _Op("Events of the group per bucket.", 200, "StatsSeries", query=_STATS),
-    },
-    release_views.ProjectReleasesView: {
-        "get": _Op(
-            "The project's releases, newest first.", 200, "Release", many=True, query=_PAGED
-        ),
-        "post": _Op("Create a release.", 201, "Release", request="ReleaseCreate"),
-    },
-    release_views.ReleaseDetailsView: {
-        "get": _Op("Read a release.", 200, "Release"),
-        "delete": _Op("Delete a release.", 204),
-    },
-    tag_views.GroupTagsView: {
-        "get": _Op("The group's tag keys with their top values.", 200, "TagKey", many=True),
-    },
-    tag_views.GroupTagValuesView: {
-        "get": _Op(
-            "Values of a tag key in the group, most seen first.",
-            200,
-            "TagValue",
-            many=True,
-            query=_PAGED,
-        ),
-    },
-    tag_views.ProjectTagValuesView: {
-        "get": _Op(
-            "Values of a tag key in the project, most seen first.",
-            200,
-            "TagValue",
-            many=True,
-            query=_PAGED,
-        ),
-    },
-    tag_views.ProjectTagKeyView: {
-        "delete": _Op("Delete a tag key's values from the project and its groups.", 204),
-    },
-}
-
-#: GroupTagsView returns a plain list, without paging.
-_UNPAGED_LISTS: frozenset[type[APIView]] = frozenset({tag_views.GroupTagsView})
-
-
-def _link(operation: str, **parameters: str) -> JSONSchema:
-    return {"operationId": operation, "parameters": parameters}
-
-
-_GROUP_FROM_PATH = "$request.path.group_id"
-_PROJECT_FROM_PATH = "$request.path.project_id"
-_FIRST_ID = "$response.body#/0/id"
-
-
-def _project_links(project_id: str) -> dict[str, JSONSchema]:
-    return {
-        "ProjectGroups": _link("getProjectGroupIndex", project_id=project_id),
-        "ProjectReleases": _link("getProjectReleases", project_id=project_id),
-        "ProjectStats": _link("getProjectStats", project_id=project_id),
-    }
-
-
-def _links(view_class: type[APIView], method: str) -> dict[str, JSONSchema]:
+def _links(op: Op) -> dict[str, JSONSchema]:
     """OpenAPI links: where a successful response's ids lead (also drives stateful tests)."""
-    group_links = {
-        "GroupLatestEvent": _link("getGroupLatestEvent", group_id=_GROUP_FROM_PATH),
-        "GroupEvents": _link("getGroupEvents", group_id=_GROUP_FROM_PATH),
-        "GroupNotes": _link("getGroupNotes", group_id=_GROUP_FROM_PATH),
-        "GroupTags": _link("getGroupTags", group_id=_GROUP_FROM_PATH),
+    return {
+        name: {"operationId": link.operation_id, "parameters": dict(link.parameters)}
+        for name, link in op.links.items()
     }
-    table: dict[tuple[type[APIView], str], dict[str, JSONSchema]] = {
-        (group_views.ProjectGroupIndexView, "get"): {
-            "FirstGroup": _link("getGroupDetails", group_id=_FIRST_ID),
-            "UpdateFirstGroup": _link("putGroupDetails", group_id=_FIRST_ID),
-            "FirstGroupLatestEvent": _link("getGroupLatestEvent", group_id=_FIRST_ID),
-            "FirstGroupTags": _link("getGroupTags", group_id=_FIRST_ID),
-            "FirstGroupNotes": _link("getGroupNotes", group_id=_FIRST_ID),
-        },
-        (group_views.GroupDetailsView, "get"): {
-            "Project": _link("getProjectDetails", project_id="$response.body#/project/id"),
-            **group_links,
-        },
-        (group_views.GroupDetailsView, "put"): group_links,
-        (group_views.GroupNotesView, "post"): {
-            "Group": _link("getGroupDetails", group_id=_GROUP_FROM_PATH),
-            **group_links,
-        },
-        (event_views.GroupEventsView, "get"): {
-            "FirstEvent": _link("getEventDetails", event_id=_FIRST_ID),
-        },
-        (event_views.GroupLatestEventView, "get"): {
-            "Event": _link("getEventDetails", event_id="$response.body#/id"),
-            "Group": _link("getGroupDetails", group_id="$response.body#/groupID"),
-        },
-        (event_views.EventDetailsView, "get"): {
-            "Group": _link("getGroupDetails", group_id="$response.body#/groupID"),
-            "GroupEvents": _link("getGroupEvents", group_id="$response.body#/groupID"),
-        },
-        (tag_views.GroupTagsView, "get"): {
-            "FirstKeyValues": _link(
-                "getGroupTagValues", group_id=_GROUP_FROM_PATH, key="$response.body#/0/key"
-            ),
-        },
-        (release_views.ProjectReleasesView, "get"): {
-            "FirstRelease": _link(
-                "getReleaseDetails",
-                project_id=_PROJECT_FROM_PATH,
-                version="$response.body#/0/version",
-            ),
-        },
-        (project_views.ProjectDetailsView, "get"): _project_links("$response.body#/id"),
-        (project_views.ProjectDetailsView, "put"): _project_links("$response.body#/id"),
-        (release_views.ProjectReleasesView, "post"): {
-            **_project_links(_PROJECT_FROM_PATH),
-            "Release": _link(
-                "getReleaseDetails",
-                project_id=_PROJECT_FROM_PATH,
-                version="$response.body#/version",
-            ),
-            "DeleteRelease": _link(
-                "deleteReleaseDetails",
-                project_id=_PROJECT_FROM_PATH,
-                version="$response.body#/version",
-            ),
-        },
-    }
-    return copy.deepcopy(table.get((view_class, method), {}))
 
 
-def _headers(allow: str, *, allow_required: bool = True, **more: JSONSchema) -> JSONSchema:
+def _headers(
+    allow: str, *, allow_required: bool = True, more: JSONSchema | None = None
+) -> JSONSchema:
+    """The headers of a response: ``Content-Language``, ``Allow`` and ``more``."""
     headers: JSONSchema = {
         "Content-Language": {
             "description": "Always `en`.",
@@ -762,7 +383,7 @@ def _headers(allow: str, *, allow_required: bool = True, **more: JSONSchema) -> 
             "schema": {"type": "string", "const": allow},
         },
     }
-    headers.update(more)
+    headers.update(more or {})
     return headers
 
 
@@ -811,7 +432,7 @@ def _error_responses(
             "No, unknown or wrong credentials, or a disabled key.",
             _headers(
                 allow,
-                **{
+                more={
                     "WWW-Authenticate": {
                         "required": True,
                         "schema": {"type": "string", "const": f'Basic realm="{realm}"'},
@@ -830,10 +451,10 @@ def _error_responses(
             "The storage is unavailable; try again later.",
             _headers(
                 allow,
-                **{
+                more={
                     "Retry-After": {
                         "required": True,
-                        "schema": {"type": "string", "pattern": ID_PATTERN},
+                        "schema": {"type": "string", "pattern": sc.ID_PATTERN},
                     }
                 },
             ),
@@ -844,9 +465,8 @@ def _error_responses(
 def _operation(
     view_class: type[APIView],
     method: str,
-    op: _Op,
-    params: dict[str, JSONSchema],
-    settings: Settings,
+    op: Op,
+    converter: _Converter,
     head: bool = False,
 ) -> JSONSchema:
     allow = view_class.allow_header()
@@ -856,30 +476,27 @@ def _operation(
         schema = _ref(op.body)
         if op.many:
             schema = {"type": "array", "items": schema}
-            if view_class not in _UNPAGED_LISTS:
-                success_headers = _headers(allow, Link=_link_header())
+            if op.paged:
+                success_headers = _headers(allow, more={"Link": _link_header()})
         content = {"application/json": {"schema": schema}}
     success: JSONSchema = {"description": op.summary, "headers": success_headers}
     if content is not None and not head:
         success["content"] = content
-        links = _links(view_class, method)
+        links = _links(op)
         if links:
             success["links"] = links
     responses: dict[int, JSONSchema] = {op.status: success}
-    for status in op.extra:
-        responses[status] = {
-            "description": "None of the groups named by `id` belongs to the project.",
-            "headers": _headers(allow),
-        }
+    for status, description in op.extra.items():
+        responses[status] = {"description": description, "headers": _headers(allow)}
     auth = view_class.requires_auth
-    parameters = [{**params[name], "required": name in op.required_query} for name in op.query]
+    parameters = _query_parameters(converter, op)
     responses.update(
         _error_responses(
             allow,
             auth=auth,
-            bad_request=bool(op.query),
+            bad_request=bool(parameters),
             body=op.request is not None,
-            realm=settings.auth_realm,
+            realm=converter.settings.auth_realm,
             head=head,
         )
     )
@@ -977,28 +594,21 @@ def _path_parameters(path: str) -> list[JSONSchema]:
     return parameters
 
 
-def _path_operations(
-    view_class: type[APIView], params: dict[str, JSONSchema], settings: Settings
-) -> dict[str, JSONSchema]:
+def _path_operations(view_class: type[APIView], converter: _Converter) -> dict[str, JSONSchema]:
     operations: dict[str, JSONSchema] = {}
-    described = _OPERATIONS.get(view_class, {})
     for verb in view_class.verbs():
         method = verb.lower()
+        op = view_class.operation(method)
         if method == "options":
             operations[method] = _options_operation(view_class)
         elif getattr(view_class, "serves_openapi_document", False):
             operations[method] = _document_operation(view_class, method)
-        elif method == "head":
-            if "get" in described:
-                operations[method] = _operation(
-                    view_class, "get", described["get"], params, settings, head=True
-                )
-            else:
-                operations[method] = _fallback_operation(view_class, method)
-        elif method in described:
-            operations[method] = _operation(view_class, method, described[method], params, settings)
-        else:
+        elif op is None:
             operations[method] = _fallback_operation(view_class, method)
+        else:
+            operations[method] = _operation(
+                view_class, method, op, converter, head=method == "head"
+            )
     return operations
 
 
@@ -1024,10 +634,10 @@ def build_document(app: Flask) -> dict[str, t.Any]:
         security=[{"basic": []}],
     )
     converter = spec.plugins[0].converter  # type: ignore[attr-defined]
+    converter.settings = settings
     converter.add_attribute_function(_refine_field)
     _add_components(spec)
 
-    params = _parameters(settings)
     prefix = settings.url_prefix.rstrip("/")
     paths: dict[str, type[APIView]] = {}
     for rule in app.url_map.iter_rules():
@@ -1041,7 +651,7 @@ def build_document(app: Flask) -> dict[str, t.Any]:
     for path, view_class in paths.items():
         spec.path(
             path=path,
-            operations=_path_operations(view_class, params, settings),
+            operations=_path_operations(view_class, converter),
             parameters=_path_parameters(path),
         )
     return spec.to_dict()

@@ -41,8 +41,9 @@ from typing import Literal
 from typing import TypeVar
 from urllib.parse import quote
 
-from flask_sentry_api.errors import BadRequest
-from flask_sentry_api.errors import InvalidCursor
+from .errors import BadRequest
+from .errors import InvalidCursor
+from .storage import MAX_ID
 
 __all__ = [
     "MAX_OFFSET",
@@ -60,7 +61,7 @@ __all__ = [
 T = TypeVar("T")
 
 #: Largest accepted cursor value: keys are stored as signed 64-bit integers.
-MAX_VALUE = 2**63 - 1
+MAX_VALUE = MAX_ID
 #: Largest accepted cursor offset; storages pass it to OFFSET, so keep it a 32-bit int.
 MAX_OFFSET = 2**31 - 1
 

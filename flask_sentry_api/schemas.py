@@ -1,16 +1,22 @@
 """Marshmallow schemas: what the API emits (camelCase, string ids) and what it accepts.
 
 Output schemas dump the storage records; request schemas validate partial PUT/POST bodies
-(unknown fields are errors) and query strings. Request-scoped facts an output needs
-(the project, permalinks, stats) come through :data:`SerializerContext`.
+(unknown fields are errors); query-argument schemas (:class:`QueryArgs`) declare each
+endpoint's query string and load it into a value object. Field limits and descriptions are
+written here once: the OpenAPI document and the OPTIONS answers are derived from them.
+Request-scoped facts an output needs (the project, permalinks, stats) come through
+:data:`SerializerContext`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
+import time
 import typing as t
 from datetime import datetime
-from datetime import timezone
 
+from marshmallow import EXCLUDE
 from marshmallow import RAISE
 from marshmallow import Schema
 from marshmallow import ValidationError
@@ -20,9 +26,110 @@ from marshmallow import utils
 from marshmallow import validate
 from marshmallow.experimental.context import Context
 
+from . import errors
+from .config import Settings
+from .pagination import Cursor
+from .pagination import parse_cursor
+from .pagination import parse_page_size
+from .search import MAX_QUERY_LENGTH
+from .search import SORTS
+from .search import STATS_PERIODS
+from .search import parse_group_selection
+from .search import parse_stats_period
+from .search import parse_time_bound
+from .stats import RESOLUTIONS
+from .stats import requested_buckets
 from .storage import GROUP_STATUSES
+from .storage import LEVELS
+from .storage import MAX_ID
+from .storage import MAX_SLUG_LENGTH
+from .storage import UTC
+from .storage import GroupQuery
+from .storage import epoch_seconds
 
-UTC = timezone.utc
+JSONSchema = dict[str, t.Any]
+
+# -- JSON Schema building blocks of the documentation (``metadata={"json_schema": ...}``) --
+
+ID_PATTERN = r"^[0-9]+$"
+#: What :func:`format_datetime` writes.
+DATETIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{3})?Z$"
+#: A cursor the server accepts (the empty string is the first page). Value and offset are
+#: bounded by digit count: at most 18 digits stays below 2**63, 9 below 2**31.
+CURSOR_PATTERN = r"^([0-9]{1,18}(\.[0-9]{0,20})?:[0-9]{1,9}:[01])?$"
+#: Tag keys an event can carry; any other key names nothing.
+TAG_KEY_PATTERN = r"^[a-zA-Z0-9_.:-]{1,32}$"
+#: Release versions appear in URLs (``releases/<version>/``): no slashes, whitespace or
+#: control characters (C1 included); the rest of real-world version strings (1.2.0+build,
+#: my-app@2.0, a git sha) is allowed. Matched whole (see :class:`FullMatch`).
+VERSION_PATTERN = r"^[^/\s\x00-\x1f\x7f-\x9f]+$"
+RESERVED_VERSIONS = (".", "..", "latest")
+MAX_VERSION_LENGTH = 200
+#: The latest instant ``since``/``until`` may name as Unix seconds (9999-12-31T23:59:59Z).
+MAX_UNIX_SECONDS = 253402300799
+
+ID_SCHEMA: JSONSchema = {"type": "string", "pattern": ID_PATTERN}
+NULLABLE_ID_SCHEMA: JSONSchema = {"type": ["string", "null"], "pattern": ID_PATTERN}
+DATETIME_SCHEMA: JSONSchema = {
+    "type": "string",
+    "format": "date-time",
+    "pattern": DATETIME_PATTERN,
+}
+NULLABLE_DATETIME_SCHEMA: JSONSchema = {**DATETIME_SCHEMA, "type": ["string", "null"]}
+COUNT_SCHEMA: JSONSchema = {"type": "integer", "minimum": 0}
+OBJECT_SCHEMA: JSONSchema = {"type": "object"}
+
+
+def strict_object(properties: dict[str, JSONSchema], required: t.Iterable[str]) -> JSONSchema:
+    """A JSON Schema object with exactly ``properties``, ``required`` among them."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": sorted(required),
+        "additionalProperties": False,
+    }
+
+
+#: A field's JSON Schema, or a function of the app's settings that returns it.
+DocumentedSchema = JSONSchema | t.Callable[[Settings], JSONSchema]
+
+
+def documented(schema: DocumentedSchema, description: str | None = None) -> dict[str, t.Any]:
+    """Field metadata: how the OpenAPI document describes a field apispec cannot type."""
+    metadata: dict[str, t.Any] = {"json_schema": schema}
+    if description is not None:
+        metadata["description"] = description
+    return metadata
+
+
+_SETTING_RE = re.compile(r"\{([a-z_]+)\}")
+
+
+def with_settings(description: str, settings: Settings) -> str:
+    """``description`` with the settings it names (``{default_page_size}``) filled in;
+    other braces are left as written."""
+    values = vars(settings)
+    return _SETTING_RE.sub(
+        lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(), description
+    )
+
+
+class FullMatch(validate.Validator):
+    """A regular expression the whole value must match.
+
+    The pattern is written for JSON Schema (``^...$``), where ``$`` is the end of the
+    string; Python's ``$`` also matches before a trailing newline, so the value is matched
+    whole. apispec documents it as ``pattern`` (it reads any validator's ``regex``).
+    """
+
+    def __init__(self, pattern: str, *, error: str) -> None:
+        self.regex = re.compile(pattern)
+        self.error: str = error
+
+    def __call__(self, value: str) -> str:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self.error)
+        return value
 
 
 class SerializerContext(t.TypedDict):
@@ -83,12 +190,22 @@ def Flag(**kwargs: t.Any) -> fields.Boolean:  # noqa: N802 - reads like a field 
 class StatusField(fields.String):
     """A group status; ``ignored`` is Sentry's newer name for ``muted``."""
 
+    def __init__(self, **kwargs: t.Any) -> None:
+        schema = {"type": "string", "enum": [*GROUP_STATUSES, "ignored"]}
+        kwargs.setdefault("metadata", documented(schema, "`ignored` is accepted as `muted`."))
+        super().__init__(**kwargs)
+
     def _deserialize(self, value: t.Any, attr: str | None, data: t.Any, **kwargs: t.Any) -> str:
         status = super()._deserialize(value, attr, data, **kwargs)
         status = "muted" if status == "ignored" else status
         if status not in GROUP_STATUSES:
             raise ValidationError(f"Must be one of: {', '.join(GROUP_STATUSES)}.")
         return status
+
+
+def _not_blank(error: str = "Must not be blank.") -> validate.Regexp:
+    # Anchored at the start, as Python matches; in JSON Schema it searches the same way.
+    return validate.Regexp(r"^\s*\S", error=error)
 
 
 # -- projects ----------------------------------------------------------------------------
@@ -101,7 +218,15 @@ class ProjectSchema(CamelCaseSchema):
     is_public = fields.Boolean()
     date_created = APIDateTime()
     status = fields.String()
-    options = fields.Method("dump_options")
+    options = fields.Method(
+        "dump_options",
+        metadata=documented(
+            strict_object(
+                {"sentry:origins": {"type": "string"}, "sentry:resolve_age": {"type": "integer"}},
+                ["sentry:origins", "sentry:resolve_age"],
+            )
+        ),
+    )
 
     def dump_options(self, project: t.Any) -> dict[str, t.Any]:
         return {"sentry:origins": "\n".join(project.allowed_origins), "sentry:resolve_age": 0}
@@ -117,15 +242,19 @@ class ProjectOptionsSchema(Schema):
 
 
 class ProjectUpdateSchema(CamelCaseSchema):
-    name = fields.String(validate=validate.Length(min=1, max=200))
+    name = fields.String(
+        validate=[validate.Length(min=1, max=200), _not_blank()],
+        metadata={"description": "Leading and trailing whitespace is stripped; must not be blank."},
+    )
     slug = fields.String(
         validate=[
-            validate.Length(min=1, max=50),
-            validate.Regexp(
-                r"^[a-z0-9_-]+\Z",
+            validate.Length(min=1, max=MAX_SLUG_LENGTH),
+            FullMatch(
+                r"^[a-z0-9_-]+$",
                 error="Use lowercase letters, digits, '-' and '_' only.",
             ),
-        ]
+        ],
+        metadata={"description": "Unique among projects (a taken slug is a field error)."},
     )
     is_public = Flag()
     #: ``{"sentry:origins": "https://a.example\nhttps://b.example"}`` (``*`` allows any):
@@ -141,8 +270,6 @@ class ProjectUpdateSchema(CamelCaseSchema):
             )
         if "name" in data:
             data["name"] = data["name"].strip()
-            if not data["name"]:
-                raise ValidationError("Must not be blank.", "name")
         return data
 
 
@@ -157,25 +284,49 @@ class ProjectRefSchema(CamelCaseSchema):
 
 class GroupSchema(CamelCaseSchema):
     id = StringId()
-    short_id = fields.Method("dump_short_id")
+    short_id = fields.Method(
+        "dump_short_id",
+        metadata=documented(
+            {"type": "string", "pattern": r"^.+-[0-9]+$"}, "`<PROJECT-SLUG-UPPERCASE>-<id>`"
+        ),
+    )
     title = fields.String()
     culprit = fields.String(allow_none=True)
-    permalink = fields.Method("dump_permalink")
-    level = fields.String()
+    permalink = fields.Method(
+        "dump_permalink", metadata=documented({"type": "string", "minLength": 1})
+    )
+    level = fields.String(metadata=documented({"type": "string", "enum": list(LEVELS)}))
     logger = fields.String(allow_none=True)
-    status = fields.String()
-    is_resolved = fields.Method("dump_is_resolved")
+    status = fields.String(metadata=documented({"type": "string", "enum": list(GROUP_STATUSES)}))
+    is_resolved = fields.Method("dump_is_resolved", metadata=documented({"type": "boolean"}))
     is_public = fields.Boolean()
     is_bookmarked = fields.Boolean()
     has_seen = fields.Boolean()
-    count = fields.Function(lambda group: str(group.times_seen))
-    user_count = fields.Integer()
+    count = fields.Function(
+        lambda group: str(group.times_seen),
+        metadata=documented(ID_SCHEMA, "Number of events, as a string."),
+    )
+    user_count = fields.Integer(metadata=documented(COUNT_SCHEMA))
     first_seen = APIDateTime()
     last_seen = APIDateTime()
-    project = fields.Method("dump_project")
-    metadata = fields.Dict()
-    type = fields.String()
-    num_comments = fields.Integer()
+    project = fields.Method(
+        "dump_project", metadata=documented({"$ref": "#/components/schemas/ProjectRef"})
+    )
+    metadata = fields.Dict(
+        metadata=documented(
+            {
+                "type": "object",
+                "properties": {
+                    "type": {"type": "string"},
+                    "value": {"type": "string"},
+                    "title": {"type": "string"},
+                },
+            },
+            "`{type, value}` for exceptions, `{title}` otherwise.",
+        )
+    )
+    type = fields.String(metadata=documented({"type": "string", "enum": ["error", "default"]}))
+    num_comments = fields.Integer(metadata=documented(COUNT_SCHEMA))
     time_spent = fields.Constant(None)
 
     def dump_short_id(self, group: t.Any) -> str:
@@ -188,7 +339,7 @@ class GroupSchema(CamelCaseSchema):
         return bool(group.status == "resolved")
 
     def dump_project(self, group: t.Any) -> dict[str, t.Any]:
-        return ProjectRefSchema().dump(ContextT.get()["project"])
+        return t.cast(dict[str, t.Any], ProjectRefSchema().dump(ContextT.get()["project"]))
 
 
 def dump_group_list(
@@ -254,9 +405,16 @@ class GroupUpdateSchema(CamelCaseSchema):
 class BulkGroupUpdateSchema(GroupUpdateSchema):
     """``PUT /projects/<id>/groups/``: changes applied to a selection of groups."""
 
-    merge = Flag()
+    merge = Flag(metadata={"description": "Merge the groups named by two or more `id` parameters."})
     # Accepted for compatibility; snoozing is not implemented, so only null or absent.
-    snooze_duration = fields.Integer(allow_none=True, validate=validate.Range(min=0))
+    snooze_duration = fields.Integer(
+        allow_none=True,
+        validate=validate.Range(min=0),
+        metadata={
+            "description": "Accepted for compatibility: only `null` (snoozing is not"
+            " implemented, any number is a 400)."
+        },
+    )
 
 
 # -- events and notes --------------------------------------------------------------------
@@ -264,27 +422,67 @@ class BulkGroupUpdateSchema(GroupUpdateSchema):
 
 class EventSchema(CamelCaseSchema):
     id = StringId()
-    event_id = fields.String(data_key="eventID")
+    event_id = fields.String(
+        data_key="eventID", metadata=documented({"type": "string", "pattern": r"^[0-9a-f]{32}$"})
+    )
     group_id = StringId(data_key="groupID")
     message = fields.String()
     title = fields.String()
     culprit = fields.String(allow_none=True)
-    level = fields.String()
+    level = fields.String(metadata=documented({"type": "string", "enum": list(LEVELS)}))
     logger = fields.String(allow_none=True)
     platform = fields.String(allow_none=True)
     date_created = APIDateTime(attribute="datetime")
     date_received = APIDateTime()
     release = fields.String(allow_none=True)
     environment = fields.String(allow_none=True)
-    user = fields.Raw(allow_none=True)
-    tags = fields.Function(lambda event: [{"key": k, "value": v} for k, v in event.tags])
-    context = fields.Function(lambda event: event.data.get("extra") or {})
-    contexts = fields.Function(lambda event: event.data.get("contexts") or {})
-    sdk = fields.Function(lambda event: event.data.get("sdk"))
-    fingerprints = fields.Function(lambda event: event.data.get("fingerprint") or [])
-    metadata = fields.Function(lambda event: event.data.get("metadata") or {})
-    type = fields.Function(lambda event: event.data.get("type") or "default")
-    entries = fields.Function(lambda event: event.data.get("entries") or [])
+    user = fields.Raw(allow_none=True, metadata=documented({"type": ["object", "null"]}))
+    tags = fields.Function(
+        lambda event: [{"key": k, "value": v} for k, v in event.tags],
+        metadata=documented(
+            {
+                "type": "array",
+                "items": strict_object(
+                    {"key": {"type": "string"}, "value": {"type": "string"}}, ["key", "value"]
+                ),
+            }
+        ),
+    )
+    context = fields.Function(
+        lambda event: event.data.get("extra") or {},
+        metadata=documented(OBJECT_SCHEMA, "The event's `extra`."),
+    )
+    contexts = fields.Function(
+        lambda event: event.data.get("contexts") or {}, metadata=documented(OBJECT_SCHEMA)
+    )
+    sdk = fields.Function(
+        lambda event: event.data.get("sdk"), metadata=documented({"type": ["object", "null"]})
+    )
+    fingerprints = fields.Function(
+        lambda event: event.data.get("fingerprint") or [],
+        metadata=documented({"type": "array", "items": {"type": "string"}}),
+    )
+    metadata = fields.Function(
+        lambda event: event.data.get("metadata") or {}, metadata=documented(OBJECT_SCHEMA)
+    )
+    type = fields.Function(
+        lambda event: event.data.get("type") or "default",
+        metadata=documented({"type": "string"}),
+    )
+    entries = fields.Function(
+        lambda event: event.data.get("entries") or [],
+        metadata=documented(
+            {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"type": {"type": "string"}, "data": {}},
+                    "required": ["type", "data"],
+                },
+            },
+            "The interfaces the SDK sent (exception, message, request, ...).",
+        ),
+    )
     time_spent = fields.Constant(None)
 
     def on_bind_field(self, field_name: str, field_obj: fields.Field[t.Any]) -> None:
@@ -296,18 +494,19 @@ class NoteSchema(CamelCaseSchema):
     id = StringId()
     user = fields.Constant(None)
     type = fields.Constant("note")
-    data = fields.Function(lambda note: {"text": note.text})
+    data = fields.Function(
+        lambda note: {"text": note.text},
+        metadata=documented(strict_object({"text": {"type": "string"}}, ["text"])),
+    )
     date_created = APIDateTime()
 
 
 class NoteCreateSchema(CamelCaseSchema):
-    text = fields.String(required=True, validate=validate.Length(max=10000))
-
-    @post_load
-    def require_text(self, data: dict[str, t.Any], **kwargs: t.Any) -> dict[str, t.Any]:
-        if not data["text"].strip():
-            raise ValidationError("Must not be blank.", "text")
-        return data
+    text = fields.String(
+        required=True,
+        validate=[validate.Length(max=10000), _not_blank()],
+        metadata={"description": "Must not be blank."},
+    )
 
 
 # -- releases and tags -------------------------------------------------------------------
@@ -316,46 +515,330 @@ class NoteCreateSchema(CamelCaseSchema):
 class ReleaseSchema(CamelCaseSchema):
     version = fields.String()
     date_created = APIDateTime()
-    first_event = APIDateTime()
-    last_event = APIDateTime()
-    new_groups = fields.Integer()
+    first_event = APIDateTime(allow_none=True)
+    last_event = APIDateTime(allow_none=True)
+    new_groups = fields.Integer(metadata=documented(COUNT_SCHEMA))
 
 
 class ReleaseCreateSchema(CamelCaseSchema):
-    # Versions appear in URLs (`releases/<version>/`), so no slashes or blanks; the rest of
-    # real-world version strings (1.2.0+build, my-app@2.0, a git sha) is allowed.
     version = fields.String(
         required=True,
         validate=[
-            validate.Length(min=1, max=200),
-            validate.Regexp(
-                r"^[^/\s\x00-\x1f\x7f]+\Z",
+            validate.Length(min=1, max=MAX_VERSION_LENGTH),
+            FullMatch(
+                VERSION_PATTERN,
                 error="Must not contain slashes, whitespace or control characters.",
             ),
-            validate.NoneOf([".", "..", "latest"], error="This version name is reserved."),
+            validate.NoneOf(RESERVED_VERSIONS, error="This version name is reserved."),
         ],
-    )
-
-
-class TagValueSchema(CamelCaseSchema):
-    key = fields.String()
-    name = fields.Function(lambda tag: tag_label(tag.key))
-    value = fields.String()
-    count = fields.Integer(attribute="times_seen")
-    first_seen = APIDateTime()
-    last_seen = APIDateTime()
-
-
-class TagKeySchema(CamelCaseSchema):
-    key = fields.String()
-    name = fields.Function(lambda summary: tag_label(summary.key))
-    unique_values = fields.Integer()
-    total_values = fields.Integer()
-    top_values = fields.List(
-        fields.Nested(TagValueSchema(only=("value", "count", "first_seen", "last_seen")))
+        metadata={
+            "description": "No slashes, whitespace or control characters; not `.`, `..`, `latest`."
+        },
     )
 
 
 def tag_label(key: str) -> str:
     """A tag key's human name, as Sentry shows it (``server_name`` -> ``Server Name``)."""
     return key.removeprefix("sentry:").replace("_", " ").title()
+
+
+class TagValueSchema(CamelCaseSchema):
+    key = fields.String()
+    name = fields.Function(lambda tag: tag_label(tag.key), metadata=documented({"type": "string"}))
+    value = fields.String()
+    count = fields.Integer(attribute="times_seen", metadata=documented(COUNT_SCHEMA))
+    first_seen = APIDateTime()
+    last_seen = APIDateTime()
+
+
+class TagKeySchema(CamelCaseSchema):
+    key = fields.String()
+    name = fields.Function(
+        lambda summary: tag_label(summary.key), metadata=documented({"type": "string"})
+    )
+    unique_values = fields.Integer(metadata=documented(COUNT_SCHEMA))
+    total_values = fields.Integer(metadata=documented(COUNT_SCHEMA))
+    top_values = fields.List(
+        fields.Nested(TagValueSchema(only=("value", "count", "first_seen", "last_seen")))
+    )
+
+
+# -- query strings -----------------------------------------------------------------------
+
+
+class Arg(fields.String):
+    """A query-string parameter, loaded as the string sent and parsed by its schema's
+    ``@post_load``; ``schema`` is its JSON Schema in the OpenAPI document."""
+
+    def __init__(self, schema: JSONSchema, description: str, **kwargs: t.Any) -> None:
+        super().__init__(metadata=documented(schema, description), **kwargs)
+
+
+class RepeatedArg(fields.List[str]):
+    """A parameter that may be repeated (``?id=1&id=2``), loaded as the list of strings."""
+
+    def __init__(self, schema: DocumentedSchema, description: str, **kwargs: t.Any) -> None:
+        super().__init__(fields.String(), metadata=documented(schema, description), **kwargs)
+
+
+class QueryArgs(Schema):
+    """An endpoint's query string: its parameters, and the value object they load into.
+
+    Descriptions may name settings as ``{default_page_size}``-style fields (see
+    :class:`~flask_sentry_api.config.Settings`); they are filled in where they are shown.
+    Every parameter error is a 400 ``{"detail": ...}`` that names the parameter.
+    """
+
+    class Meta:
+        unknown = EXCLUDE
+        ordered = True
+
+    #: A parameter the schema does not declare is a 400 with this detail (``{name}`` is
+    #: filled in); None ignores undeclared parameters.
+    unknown_detail: t.ClassVar[str | None] = None
+
+    @property
+    def settings(self) -> Settings:
+        return QueryContext.get()["settings"]
+
+
+class _QueryContext(t.TypedDict):
+    settings: Settings
+
+
+QueryContext = Context[_QueryContext]
+
+
+def repeated_parameter(schema: type[QueryArgs], args: t.Mapping[str, t.Sequence[str]]) -> None:
+    """Raise 400 when a parameter ``schema`` takes once is repeated (which would be
+    ambiguous)."""
+    for name, field in schema._declared_fields.items():
+        if not isinstance(field, fields.List) and len(args.get(name, ())) > 1:
+            raise errors.BadRequest(f'Parameter "{name}" is given more than once.')
+
+
+def load_query(
+    schema: type[QueryArgs], args: t.Mapping[str, t.Sequence[str]], settings: Settings
+) -> t.Any:
+    """Load ``args`` (every value of each parameter) with ``schema``: its value object."""
+    declared = schema._declared_fields
+    if schema.unknown_detail is not None:
+        unknown = sorted(set(args) - set(declared))
+        if unknown:
+            raise errors.BadRequest(schema.unknown_detail.format(name=unknown[0]))
+    repeated_parameter(schema, args)
+    data = {
+        name: list(args[name]) if isinstance(field, fields.List) else args[name][0]
+        for name, field in declared.items()
+        if name in args
+    }
+    with QueryContext({"settings": settings}):
+        try:
+            return schema().load(data)
+        except ValidationError as exc:
+            # Only a missing required parameter gets here: the parsers raise BadRequest.
+            problems = next(iter(t.cast(dict[str, list[str]], exc.messages).values()))
+            raise errors.BadRequest(problems[0]) from None
+
+
+_PAGE_SIZE = (
+    "Page size, 1 or more (default {default_page_size}; larger values than {max_page_size}"
+    " are clamped). `limit` and `per_page` are synonyms: give one."
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class PageArgs:
+    """Which page of a list: after ``cursor`` (None: the first), ``limit`` rows."""
+
+    cursor: Cursor | None
+    limit: int
+
+
+class PageArgsSchema(QueryArgs):
+    """``limit``/``per_page`` and ``cursor``: the parameters of every paged list."""
+
+    limit = Arg({"type": "integer", "minimum": 1}, _PAGE_SIZE)
+    per_page = Arg({"type": "integer", "minimum": 1}, _PAGE_SIZE)
+    cursor = Arg(
+        {"type": "string", "pattern": CURSOR_PATTERN},
+        "`<value>:<offset>:<is_prev>`, from the `Link` header; empty is the first page.",
+    )
+
+    def page(self, data: t.Mapping[str, str]) -> PageArgs:
+        limit, per_page = data.get("limit"), data.get("per_page")
+        if limit is not None and per_page is not None and limit != per_page:
+            raise errors.BadRequest('Give "limit" or "per_page", not both with different values.')
+        settings = self.settings
+        return PageArgs(
+            cursor=parse_cursor(data.get("cursor")),
+            limit=parse_page_size(
+                data, default=settings.default_page_size, maximum=settings.max_page_size
+            ),
+        )
+
+    @post_load
+    def load_args(self, data: dict[str, str], **kwargs: t.Any) -> t.Any:
+        return self.page(data)
+
+
+def _time_bound(description: str) -> Arg:
+    return Arg(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0, "maximum": MAX_UNIX_SECONDS},
+                {"type": "string", "format": "date-time"},
+            ]
+        },
+        f"{description} (Unix seconds or ISO 8601).",
+    )
+
+
+def _query_arg() -> Arg:
+    return Arg(
+        {"type": "string", "maxLength": MAX_QUERY_LENGTH},
+        "Search: `is:unresolved|resolved|muted|ignored`, `key:value` or"
+        ' `key:"quoted value"` tag filters, free text. Absent means `is:unresolved`'
+        " (GET only); empty means every status.",
+    )
+
+
+def _status_arg() -> Arg:
+    return Arg(
+        {"type": "string", "enum": [*GROUP_STATUSES, "ignored", ""]},
+        "Status filter (an `is:` token in `query` wins; empty is absent).",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupListArgs:
+    """A group search: which groups, in which order, with which stats, which page."""
+
+    selection: GroupQuery
+    #: ``24h``/``14d``, or None for no ``stats``.
+    stats_period: str | None
+    page: PageArgs
+
+
+class GroupListArgsSchema(PageArgsSchema):
+    """The group list's search, stats and page parameters."""
+
+    query = _query_arg()
+    status = _status_arg()
+    sort = Arg(
+        {"type": "string", "enum": [*SORTS, ""]},
+        "Order (always descending): last seen, first seen, event count or priority.",
+    )
+    since = _time_bound("Lower bound")
+    until = _time_bound("Upper bound")
+    statsPeriod = Arg(  # noqa: N815 - the wire name
+        {"type": "string", "enum": [*STATS_PERIODS, ""]},
+        "Stats series of each group (default `24h`); empty omits `stats`.",
+    )
+
+    @post_load
+    def load_args(self, data: dict[str, str], **kwargs: t.Any) -> GroupListArgs:
+        return GroupListArgs(
+            selection=parse_group_selection(data, default_unresolved=True),
+            stats_period=parse_stats_period(data.get("statsPeriod")),
+            page=self.page(data),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class BulkArgs:
+    """The groups a bulk change names: ``ids`` (None when absent) within ``selection``."""
+
+    ids: tuple[int, ...] | None
+    selection: GroupQuery
+
+
+def _group_ids(description: str, **kwargs: t.Any) -> RepeatedArg:
+    return RepeatedArg(
+        lambda settings: {
+            "type": "array",
+            "items": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+            "maxItems": settings.max_bulk_ids,
+        },
+        description,
+        **kwargs,
+    )
+
+
+def _parse_group_ids(raw: t.Sequence[str] | None, limit: int) -> tuple[int, ...] | None:
+    if not raw:
+        return None
+    if len(raw) > limit:
+        raise errors.BadRequest(f'Too many "id" parameters: {len(raw)}, at most {limit}.')
+    ids = []
+    for value in raw:
+        if not value.isascii() or not value.isdigit() or len(value) > 19 or int(value) > MAX_ID:
+            raise errors.BadRequest(
+                f'Invalid value for parameter "id": {value[:50]!r} is not a group id.'
+            )
+        ids.append(int(value))
+    return tuple(dict.fromkeys(ids))
+
+
+class BulkUpdateArgsSchema(QueryArgs):
+    """A bulk change: groups named by ``id``, or every group ``status``/``query`` select."""
+
+    unknown_detail = (
+        'Unknown query parameter "{name}": bulk changes take only id, status and query, so'
+        " nothing is selected by accident."
+    )
+
+    id = _group_ids("A group id; repeat the parameter for several groups.")
+    status = _status_arg()
+    query = _query_arg()
+
+    @post_load
+    def load_args(self, data: dict[str, t.Any], **kwargs: t.Any) -> BulkArgs:
+        return BulkArgs(
+            ids=_parse_group_ids(data.get("id"), self.settings.max_bulk_ids),
+            selection=parse_group_selection(data, default_unresolved=False),
+        )
+
+
+class BulkDeleteArgsSchema(QueryArgs):
+    """A bulk delete names its groups by ``id``, and by nothing else."""
+
+    unknown_detail = 'Bulk delete selects groups by "id" only.'
+
+    id = _group_ids(
+        "A group id; repeat the parameter for several groups.",
+        required=True,
+        error_messages={"required": 'Bulk delete needs at least one "id" parameter.'},
+    )
+
+    @post_load
+    def load_args(self, data: dict[str, t.Any], **kwargs: t.Any) -> tuple[int, ...]:
+        ids = _parse_group_ids(data["id"], self.settings.max_bulk_ids)
+        if ids is None:
+            raise errors.BadRequest('Bulk delete needs at least one "id" parameter.')
+        return ids
+
+
+class StatsArgsSchema(QueryArgs):
+    """A stats request: the time range and the bucket size."""
+
+    since = _time_bound("Start (default: a day before `until`)")
+    until = _time_bound("End (default: now)")
+    resolution = Arg({"type": "string", "enum": [*RESOLUTIONS, ""]}, "Bucket size (default `1h`).")
+
+    @post_load
+    def load_args(self, data: dict[str, str], **kwargs: t.Any) -> tuple[int, int, int]:
+        """(resolution, first bucket, last bucket)."""
+        bounds = {
+            name: epoch_seconds(parse_time_bound(data[name], param=name))
+            if data.get(name)
+            else None
+            for name in ("until", "since")
+        }
+        return requested_buckets(
+            data.get("resolution"),
+            bounds["since"],
+            bounds["until"],
+            now=int(time.time()),
+            max_buckets=self.settings.stats_max_buckets,
+        )

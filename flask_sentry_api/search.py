@@ -20,6 +20,7 @@ The ``query`` grammar follows Sentry's search bar:
 from __future__ import annotations
 
 import re
+import typing as t
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
@@ -29,6 +30,11 @@ from decimal import Decimal
 from decimal import InvalidOperation
 
 from .errors import BadRequest
+from .stats import STATS_PERIODS as _PERIODS
+from .storage import GROUP_SORTS
+from .storage import GROUP_STATUSES
+from .storage import UTC
+from .storage import GroupQuery
 
 __all__ = [
     "MAX_QUERY_LENGTH",
@@ -39,6 +45,7 @@ __all__ = [
     "STATS_PERIODS",
     "STATUSES",
     "ParsedQuery",
+    "parse_group_selection",
     "parse_query",
     "parse_sort",
     "parse_stats_period",
@@ -49,11 +56,12 @@ __all__ = [
 ]
 
 #: Group statuses as the API spells them on output.
-STATUSES: tuple[str, ...] = ("unresolved", "resolved", "muted")
+STATUSES: tuple[str, ...] = GROUP_STATUSES
 #: Values of ``sort``; the first is the default.
-SORTS: tuple[str, ...] = ("date", "new", "freq", "priority")
-#: Values of ``statsPeriod`` that select a stats series (empty omits ``stats``).
-STATS_PERIODS: tuple[str, ...] = ("24h", "14d")
+SORTS: tuple[str, ...] = GROUP_SORTS
+#: Values of ``statsPeriod`` that select a stats series (empty omits ``stats``); the first
+#: is the default.
+STATS_PERIODS: tuple[str, ...] = tuple(_PERIODS)
 
 # Bounds on hostile input: every tag filter becomes a join or subquery in the store, so
 # both their number and their size are capped before any SQL is built.
@@ -274,11 +282,10 @@ def resolve_status_filter(
     return None, parsed
 
 
-_UTC = timezone.utc
-_EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Seconds between the epoch and the ends of datetime's range (year 1 .. year 9999).
-_MIN_UNIX = Decimal((datetime.min.replace(tzinfo=_UTC) - _EPOCH) // timedelta(seconds=1))
-_MAX_UNIX = Decimal((datetime.max.replace(tzinfo=_UTC) - _EPOCH) // timedelta(seconds=1) + 1)
+_MIN_UNIX = Decimal((datetime.min.replace(tzinfo=UTC) - _EPOCH) // timedelta(seconds=1))
+_MAX_UNIX = Decimal((datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(seconds=1) + 1)
 # Long enough for any real timestamp; caps the work done on a hostile value.
 _MAX_TIME_LENGTH = 64
 
@@ -312,7 +319,7 @@ def _from_unix(value: str) -> datetime | None:
 
 def _from_iso(match: re.Match[str]) -> datetime | None:
     parts = match.groupdict()
-    tz = _UTC
+    tz = UTC
     if parts["sign"]:
         hours, minutes = int(parts["tzh"]), int(parts["tzm"] or 0)
         if hours > 23 or minutes > 59:
@@ -331,7 +338,7 @@ def _from_iso(match: re.Match[str]) -> datetime | None:
             int(fraction),
             tzinfo=tz,
         )
-        return local.astimezone(_UTC)
+        return local.astimezone(UTC)
     except (ValueError, OverflowError):  # 2015-02-30, 25:00, year 1 at +01:00
         return None
 
@@ -370,7 +377,8 @@ def parse_stats_period(value: str | None) -> str | None:
     if value == "":
         return None
     if value not in STATS_PERIODS:
-        raise _invalid("statsPeriod", f'{_show(value)} is not one of "24h", "14d" or empty.')
+        shown = ", ".join(f'"{period}"' for period in STATS_PERIODS)
+        raise _invalid("statsPeriod", f"{_show(value)} is not one of {shown} or empty.")
     return value
 
 
@@ -384,3 +392,23 @@ def parse_sort(value: str | None) -> str:
     if value not in SORTS:
         raise _invalid("sort", f"unknown sort {_show(value)}; expected one of {', '.join(SORTS)}.")
     return value
+
+
+def parse_group_selection(args: t.Mapping[str, str], *, default_unresolved: bool) -> GroupQuery:
+    """The groups ``query``, ``status``, ``since``, ``until`` and ``sort`` select.
+
+    ``default_unresolved``: a missing ``query`` means ``is:unresolved`` (the GET list) or
+    every status (bulk changes); see :func:`resolve_status_filter`.
+    """
+    status, parsed = resolve_status_filter(
+        args.get("query"), args.get("status"), default_unresolved=default_unresolved
+    )
+    since, until = args.get("since"), args.get("until")
+    return GroupQuery(
+        status=status,
+        tags=parsed.tags,
+        text=parsed.text,
+        since=parse_time_bound(since, param="since") if since else None,
+        until=parse_time_bound(until, param="until") if until else None,
+        sort=parse_sort(args.get("sort")),
+    )

@@ -4,12 +4,11 @@
 (no Flask, no database) and deterministic for a seed. How they are stored depends on the
 storage:
 
-* :class:`~flask_sentry_api.sqlalchemy_storage.SQLAlchemyStorage` gets set-based SQL, one
-  transaction per chunk of groups: the generated rows go into two temporary staging tables
-  with multi-row inserts, then ``INSERT … SELECT`` statements copy them into the group and
-  event tables and derive every rollup from them (tag values per group and per project,
-  stats buckets, releases), so the rollups are what ingestion would have produced. The
-  next chunk is generated in a thread while the database works on this one.
+* A storage with a ``bulk_seed`` method (the SQL storage:
+  :meth:`~flask_sentry_api.sqlalchemy_storage.SQLAlchemyStorage.bulk_seed`) is handed the
+  generated groups in chunks of about :data:`CHUNK_ROWS` events and stores each chunk in
+  one transaction, deriving every rollup (tag values, stats buckets, releases) as
+  ingestion would have.
 * Any other storage gets one :meth:`~flask_sentry_api.storage.Storage.save_event` per
   event, then a status change per group: slow, but correct by construction.
 
@@ -23,36 +22,27 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import itertools
 import json
 import math
-import queue
 import random
-import threading
 import time
 import typing as t
 from collections.abc import Callable
+from collections.abc import Iterable
 from collections.abc import Iterator
 from datetime import datetime
 from datetime import timedelta
-from datetime import timezone
-
-import sqlalchemy as sa
 
 from . import storage as s
 from .pagination import Window
-from .sqlalchemy_storage import SQLAlchemyStorage
+from .storage import UTC
 
-UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 #: Events of one group are staged and copied in one chunk, so this bounds memory per chunk.
 MAX_EVENTS_PER_GROUP = 100_000
 #: Events (or, without events, groups) staged per chunk; each chunk is one transaction.
 CHUNK_ROWS = 20_000
-
-#: SQLite page cache (KiB) of the seeding connection while it runs.
-SQLITE_CACHE_KIB = 262_144
 
 #: How far back timestamps reach from ``now``.
 WINDOW_SECONDS = 28 * 86400
@@ -345,6 +335,8 @@ class DemoEvent:
 
 @dataclasses.dataclass(slots=True)
 class DemoGroup:
+    """One generated group: its row's values and, unless generated without, its events."""
+
     index: int
     hash: str
     title: str
@@ -356,15 +348,15 @@ class DemoGroup:
     metadata: dict[str, str]
     metadata_json: str
     platform: str
+    first_seen: datetime
+    last_seen: datetime
+    times_seen: int
+    user_count: int
     status: str
     resolved_at: datetime | None
     is_public: bool
     is_bookmarked: bool
     has_seen: bool
-    times_seen: int
-    user_count: int
-    first_seen: datetime
-    last_seen: datetime
     #: Oldest first; empty when the group was generated without events.
     events: list[DemoEvent]
 
@@ -591,12 +583,12 @@ def seed_demo(
     are stored. ``progress`` is called with the number of groups just stored. Values are
     a pure function of ``seed``, ``groups``, ``events_per_group``, ``now`` (default: the
     current hour, so repeated runs within an hour match) and the project's largest group
-    id before the run. On SQLite the seeding connection's page cache is raised to
-    :data:`SQLITE_CACHE_KIB` while it runs, so memory stays flat at a few hundred MB.
+    id before the run. A storage with a ``bulk_seed`` method stores the groups in chunks
+    through it (see the module docstring); any other gets one ``save_event`` per event.
 
     With ``events_per_group`` 0 only group rows are written, with made-up counters
     (``times_seen``, ``user_count``, first/last seen): no events, tag values, stats or
-    releases back them. That needs :class:`SQLAlchemyStorage`.
+    releases back them. That needs a storage with ``bulk_seed``.
 
     :raises LookupError: no such project.
     :raises ValueError: a count is out of range.
@@ -611,8 +603,9 @@ def seed_demo(
         now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     report = progress or (lambda done: None)
     started = time.perf_counter()
-    if isinstance(storage, SQLAlchemyStorage):
-        _SQLSeeder(storage, project_id, seed, now).run(groups, events_per_group, report)
+    bulk_seed = getattr(storage, "bulk_seed", None)
+    if bulk_seed is not None:
+        bulk_seed(project_id, _chunks(groups, events_per_group, seed, now), progress=report)
     else:
         if events_per_group == 0:
             raise ValueError("events_per_group 0 needs the SQLAlchemy storage")
@@ -623,6 +616,22 @@ def seed_demo(
         events=groups * events_per_group,
         seconds=time.perf_counter() - started,
     )
+
+
+def _chunks(
+    groups: int, events_per_group: int, seed: int, now: datetime
+) -> Callable[[int], Iterable[list[DemoGroup]]]:
+    """What ``bulk_seed`` is handed: given the salt (the project's largest group id), the
+    groups in chunks of about :data:`CHUNK_ROWS` events (or groups, without events),
+    generated lazily."""
+    per_chunk = max(1, CHUNK_ROWS // max(events_per_group, 1))
+
+    def chunks(salt: int) -> Iterator[list[DemoGroup]]:
+        generator = DemoGenerator(seed, salt, now, groups)
+        for done in range(0, groups, per_chunk):
+            yield list(generator.groups(min(per_chunk, groups - done), events_per_group, done))
+
+    return chunks
 
 
 # -- any storage: one save_event per event -----------------------------------------------------
@@ -676,493 +685,3 @@ def _seed_each(
         if not changes.is_empty():
             storage.update_groups(project_id, s.GroupQuery(ids=(group_id,)), changes)
         report(1)
-
-
-# -- SQLAlchemyStorage: staged rows, set-based copies -------------------------------------------
-
-_STAGE_GROUPS = "sentry_api_seed_groups"
-_STAGE_EVENTS = "sentry_api_seed_events"
-#: Bound parameters per staging statement (SQLite allows 32766, PostgreSQL 65535).
-_MAX_PARAMS = 30_000
-
-
-class _SQLSeeder:
-    """Chunks of groups: staged with multi-row inserts, then copied and rolled up in SQL."""
-
-    def __init__(self, storage: SQLAlchemyStorage, project_id: int, seed: int, now: datetime):
-        self.storage = storage
-        self.m = storage.models
-        self.project_id = project_id
-        self.seed = seed
-        self.now = now
-        self.engine = storage.session.get_bind()
-        self.dialect = self.engine.dialect
-        self.is_sqlite = self.dialect.name == "sqlite"
-        self.one_event = False
-        self._define_stage()
-        dt_type = self.m.Event.__table__.c.datetime.type
-        self.encode_dt: Callable[[datetime | None], t.Any] = dt_type.bind_processor(
-            self.dialect
-        ) or (lambda value: value)
-
-    def _define_stage(self) -> None:
-        G, E = self.m.Group.__table__.c, self.m.Event.__table__.c
-        meta = sa.MetaData()
-        # Same column types as the targets, so copies need no casts on any backend.
-        self.sg = sa.Table(
-            _STAGE_GROUPS,
-            meta,
-            sa.Column("idx", sa.Integer, primary_key=True, autoincrement=False),
-            sa.Column("group_id", G.id.type),
-            *(
-                sa.Column(name, G[name].type)
-                for name in (
-                    "hash",
-                    "title",
-                    "message",
-                    "culprit",
-                    "logger",
-                    "level",
-                    "type",
-                    "metadata",
-                    "platform",
-                    "status",
-                    "is_public",
-                    "is_bookmarked",
-                    "has_seen",
-                    "times_seen",
-                    "user_count",
-                    "first_seen",
-                    "last_seen",
-                    "resolved_at",
-                    "score",
-                )
-            ),
-            prefixes=["TEMPORARY"],
-        )
-        self.se = sa.Table(
-            _STAGE_EVENTS,
-            meta,
-            sa.Column("idx", sa.Integer, primary_key=True, autoincrement=False),
-            sa.Column("group_idx", sa.Integer, nullable=False),
-            sa.Column("event_id", E.event_id.type),
-            sa.Column("datetime", E.datetime.type),
-            sa.Column("epoch", sa.BigInteger),
-            sa.Column("release", E.release.type),
-            sa.Column("environment", E.environment.type),
-            sa.Column("user", E.user.type),
-            sa.Column("tags", E.tags.type),
-            sa.Column("data", E.data.type),
-            sa.Column("user_ident", sa.String(200)),
-            sa.Column("server_name", sa.String(200)),
-            sa.Column("browser", sa.String(200)),
-            sa.Column("os", sa.String(200)),
-            sa.Column("is_first", sa.Integer),
-            prefixes=["TEMPORARY"],
-        )
-        self._placeholder = "?" if self.dialect.paramstyle in ("qmark", "numeric") else "%s"
-        self._insert_sql: dict[tuple[str, int], str] = {}
-
-    def _stage_rows(self, conn: sa.Connection, table: sa.Table, rows: list[t.Any]) -> None:
-        """Insert staging rows, many per statement.
-
-        One statement per row would hand the GIL back and forth with the thread making the
-        next chunk for every row; one per batch does so once per batch.
-        """
-        if self.dialect.driver == "psycopg":
-            # COPY: PostgreSQL parses no statement per batch and binds no parameters.
-            names = ", ".join(f'"{c.name}"' for c in table.columns)
-            cursor = conn.connection.cursor()
-            with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            return
-        width = len(table.columns)
-        per_statement = _MAX_PARAMS // width
-        for start in range(0, len(rows), per_statement):
-            batch = rows[start : start + per_statement]
-            key = (table.name, len(batch))
-            sql = self._insert_sql.get(key)
-            if sql is None:
-                names = ", ".join(f'"{c.name}"' for c in table.columns)
-                row = "(" + ", ".join(self._placeholder for _ in range(width)) + ")"
-                values = ", ".join(row for _ in batch)
-                sql = self._insert_sql[key] = f"INSERT INTO {table.name} ({names}) VALUES {values}"
-            conn.exec_driver_sql(sql, tuple(itertools.chain.from_iterable(batch)))
-
-    # -- driving ---------------------------------------------------------------------------------
-    def run(self, groups: int, events_per_group: int, report: Callable[[int], None]) -> None:
-        per_chunk = max(1, CHUNK_ROWS // max(events_per_group, 1))
-        with self.engine.connect() as conn:
-            salt = self._salt(conn)
-            generator = DemoGenerator(self.seed, salt, self.now, groups)
-            self.one_event = events_per_group == 1
-            chunks = _prefetched(
-                self._rows(generator, min(per_chunk, groups - done), events_per_group, done)
-                for done in range(0, groups, per_chunk)
-            )
-            restore = self._tune(conn)
-            try:
-                self._drop_stage(conn)
-                self.sg.create(conn)
-                self.se.create(conn)
-                conn.commit()
-                for group_rows, event_rows in chunks:
-                    self._store(conn, group_rows, event_rows)
-                    report(len(group_rows))
-            except BaseException:
-                conn.rollback()
-                raise
-            finally:
-                chunks.close()
-                self._drop_stage(conn)
-                restore()
-                conn.commit()
-
-    @staticmethod
-    def _drop_stage(conn: sa.Connection) -> None:
-        for name in (_STAGE_EVENTS, _STAGE_GROUPS):
-            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
-
-    def _salt(self, conn: sa.Connection) -> int:
-        Group = self.m.Group
-        return int(
-            conn.scalar(sa.select(sa.func.max(Group.id)).where(Group.project_id == self.project_id))
-            or 0
-        )
-
-    def _tune(self, conn: sa.Connection) -> Callable[[], None]:
-        """More memory for this connection while it seeds; returns what undoes it."""
-        if not self.is_sqlite:
-            work_mem = conn.exec_driver_sql("SHOW work_mem").scalar()
-            # A chunk's sorts then stay in memory instead of spilling to disk.
-            conn.exec_driver_sql("SET work_mem = '64MB'")
-            return lambda: conn.exec_driver_sql(f"SET work_mem = '{work_mem}'")
-        main = conn.exec_driver_sql("PRAGMA main.cache_size").scalar()
-        # The index pages being filled stay cached instead of being reread per chunk.
-        conn.exec_driver_sql(f"PRAGMA main.cache_size = -{SQLITE_CACHE_KIB}")
-        return lambda: conn.exec_driver_sql(f"PRAGMA main.cache_size = {int(main)}")
-
-    def _rows(
-        self, generator: DemoGenerator, count: int, events_per_group: int, first: int
-    ) -> tuple[list[tuple[t.Any, ...]], list[tuple[t.Any, ...]]]:
-        """The staging rows of one chunk: plain values the driver binds as they are."""
-        group_rows: list[tuple[t.Any, ...]] = []
-        event_rows: list[tuple[t.Any, ...]] = []
-        encode = self.encode_dt
-        for g in generator.groups(count, events_per_group, first):
-            last_seen = encode(g.last_seen)
-            group_rows.append(
-                (
-                    g.index,
-                    None,
-                    g.hash,
-                    g.title,
-                    g.message,
-                    g.culprit,
-                    g.logger,
-                    g.level,
-                    g.type,
-                    g.metadata_json,
-                    g.platform,
-                    g.status,
-                    g.is_public,
-                    g.is_bookmarked,
-                    g.has_seen,
-                    g.times_seen,
-                    g.user_count,
-                    last_seen if g.first_seen is g.last_seen else encode(g.first_seen),
-                    last_seen,
-                    encode(g.resolved_at) if g.resolved_at is not None else None,
-                    g.score,
-                )
-            )
-            is_first = 1
-            for e in g.events:
-                event_rows.append(
-                    (
-                        len(event_rows),
-                        g.index,
-                        e.event_id,
-                        last_seen if e.datetime is g.last_seen else encode(e.datetime),
-                        e.epoch_us // 1_000_000,
-                        e.release,
-                        e.environment,
-                        e.user_json,
-                        e.tags_json,
-                        e.data_json,
-                        e.user_ident,
-                        e.server_name,
-                        e.browser,
-                        e.os,
-                        is_first,
-                    )
-                )
-                is_first = 0
-        return group_rows, event_rows
-
-    def _store(
-        self,
-        conn: sa.Connection,
-        group_rows: list[tuple[t.Any, ...]],
-        event_rows: list[tuple[t.Any, ...]],
-    ) -> None:
-        """One chunk, one transaction."""
-        self._stage_rows(conn, self.sg, group_rows)
-        self._stage_rows(conn, self.se, event_rows)
-        self._copy_groups(conn)
-        if event_rows:
-            self._copy_events(conn)
-        conn.exec_driver_sql(f"{self._clear} {_STAGE_GROUPS}")
-        conn.exec_driver_sql(f"{self._clear} {_STAGE_EVENTS}")
-        conn.commit()
-
-    @property
-    def _clear(self) -> str:
-        # PostgreSQL never vacuums temporary tables: deleted rows would pile up.
-        return "DELETE FROM" if self.is_sqlite else "TRUNCATE"
-
-    # -- set-based copies --------------------------------------------------------------------
-    def _copy_groups(self, conn: sa.Connection) -> None:
-        Group, sg, p = self.m.Group, self.sg, self.project_id
-        columns = [c.name for c in sg.columns if c.name not in ("idx", "group_id")]
-        select = sa.select(
-            sa.literal(p, Group.project_id.type),
-            sa.literal(0, sa.Integer),
-            *(sg.c[name] for name in columns),
-        ).order_by(sg.c.idx)
-        conn.execute(
-            sa.insert(Group.__table__).from_select(["project_id", "num_comments", *columns], select)
-        )
-
-    def _copy_events(self, conn: sa.Connection) -> None:
-        m, sg, se, p = self.m, self.sg, self.se, self.project_id
-        Group = m.Group
-        conn.execute(
-            sa.update(sg).values(
-                group_id=sa.select(Group.id)
-                .where(Group.project_id == p, Group.hash == sg.c.hash)
-                .scalar_subquery()
-            )
-        )
-        joined = se.join(sg, sg.c.idx == se.c.group_idx)
-        project = sa.literal(p, Group.project_id.type)
-
-        conn.execute(
-            sa.insert(m.Event.__table__).from_select(
-                [
-                    "project_id",
-                    "group_id",
-                    "event_id",
-                    "message",
-                    "title",
-                    "culprit",
-                    "level",
-                    "logger",
-                    "platform",
-                    "datetime",
-                    "date_received",
-                    "release",
-                    "environment",
-                    "user",
-                    "tags",
-                    "data",
-                ],
-                sa.select(
-                    project,
-                    sg.c.group_id,
-                    se.c.event_id,
-                    sg.c.message,
-                    sg.c.title,
-                    sg.c.culprit,
-                    sg.c.level,
-                    sg.c.logger,
-                    sg.c.platform,
-                    se.c.datetime,
-                    se.c.datetime,
-                    se.c.release,
-                    se.c.environment,
-                    se.c.user,
-                    se.c.tags,
-                    se.c.data,
-                )
-                .select_from(joined)
-                .order_by(se.c.idx),
-            )
-        )
-
-        tag_source = {
-            "level": sg.c.level,
-            "logger": sg.c.logger,
-            "server_name": se.c.server_name,
-            "release": se.c.release,
-            "environment": se.c.environment,
-            "user": se.c.user_ident,
-            "browser": se.c.browser,
-            "os": se.c.os,
-        }
-        # Every event times every key (one pass over the staged events), kept where the
-        # event has that tag.
-        keys = sa.union_all(
-            *(sa.select(sa.literal(key, sa.String(32)).label("key")) for key in sorted(TAG_KEYS))
-        ).subquery("tag_keys")
-        value = sa.case(*((keys.c.key == key, column) for key, column in tag_source.items()))
-        pairs = (
-            sa.select(
-                sg.c.group_id.label("group_id"),
-                keys.c.key.label("key"),
-                value.label("value"),
-                se.c.datetime.label("seen"),
-            )
-            .select_from(joined.join(keys, sa.true()))
-            .where(value.is_not(None))
-            .subquery("pairs")
-        )
-        seen_columns = ["times_seen", "first_seen", "last_seen"]
-        GTV, TV = m.GroupTagValue, m.TagValue
-        before = conn.scalar(sa.select(sa.func.coalesce(sa.func.max(GTV.id), 0)))
-        if self.one_event:
-            # One event per group: every pair is a row of its own, no grouping needed.
-            rows = sa.select(
-                project,
-                pairs.c.group_id,
-                pairs.c.key,
-                pairs.c.value,
-                sa.literal(1, sa.BigInteger),
-                pairs.c.seen,
-                pairs.c.seen,
-            )
-        else:
-            # New rows get ids in (group, key, value) order, as ingestion's sorted writes do.
-            rows = (
-                sa.select(
-                    project,
-                    pairs.c.group_id,
-                    pairs.c.key,
-                    pairs.c.value,
-                    sa.func.count(),
-                    sa.func.min(pairs.c.seen),
-                    sa.func.max(pairs.c.seen),
-                )
-                .group_by(pairs.c.group_id, pairs.c.key, pairs.c.value)
-                .order_by(pairs.c.group_id, pairs.c.key, pairs.c.value)
-            )
-        conn.execute(
-            sa.insert(GTV.__table__).from_select(
-                ["project_id", "group_id", "key", "value", *seen_columns], rows
-            )
-        )
-        # The project's counts are the sums of the rows just added: a range of new row ids
-        # is cheaper to read than the staged events are to unpivot again.
-        st = self.storage
-        conn.execute(
-            st._merge_seen(
-                st._insert(TV).from_select(
-                    ["project_id", "key", "value", *seen_columns],
-                    sa.select(
-                        project,
-                        GTV.key,
-                        GTV.value,
-                        sa.func.sum(GTV.times_seen),
-                        sa.func.min(GTV.first_seen),
-                        sa.func.max(GTV.last_seen),
-                    )
-                    .where(GTV.id > before, GTV.group_id.in_(sa.select(sg.c.group_id)))
-                    .group_by(GTV.key, GTV.value)
-                    .order_by(GTV.key, GTV.value),
-                ),
-                TV,
-                ["project_id", "key", "value"],
-            )
-        )
-
-        GS, PS = m.GroupStat, m.ProjectStat
-        for resolution in s.STAT_RESOLUTIONS:
-            # Inline, not bound: PostgreSQL must see the GROUP BY and SELECT as one expression.
-            size = sa.literal_column(str(int(resolution)), sa.BigInteger)
-            bucket = (se.c.epoch - se.c.epoch % size).label("bucket")
-            res = sa.literal(resolution, sa.Integer)
-            conn.execute(
-                sa.insert(GS.__table__).from_select(
-                    ["group_id", "resolution", "bucket", "count"],
-                    sa.select(sg.c.group_id, res, bucket, sa.func.count())
-                    .select_from(joined)
-                    .group_by(sg.c.group_id, bucket),
-                )
-            )
-            conn.execute(
-                st._merge_count(
-                    st._insert(PS).from_select(
-                        ["project_id", "resolution", "bucket", "count"],
-                        sa.select(project, res, bucket, sa.func.count())
-                        .where(sa.true())
-                        .group_by(bucket)
-                        .order_by(bucket),
-                    ),
-                    PS,
-                    ["project_id", "resolution", "bucket"],
-                )
-            )
-
-        Release = m.Release
-        stmt = st._insert(Release).from_select(
-            ["project_id", "version", "date_created", "first_event", "last_event", "new_groups"],
-            sa.select(
-                project,
-                se.c.release,
-                sa.literal(datetime.now(UTC), Release.date_created.type),
-                sa.func.min(se.c.datetime),
-                sa.func.max(se.c.datetime),
-                sa.func.sum(se.c.is_first),
-            )
-            .where(se.c.release.is_not(None))
-            .group_by(se.c.release)
-            .order_by(se.c.release),
-        )
-        conn.execute(st._merge_release(stmt, Release))
-
-
-T = t.TypeVar("T")
-
-
-def _prefetched(items: Iterator[T]) -> t.Generator[T, None, None]:
-    """``items``, produced one ahead in a thread.
-
-    SQLite and the PostgreSQL driver release the GIL while a statement runs, so the next
-    chunk is generated while this one is stored. At most two chunks wait in memory.
-    """
-    slots: queue.Queue[tuple[bool, t.Any]] = queue.Queue(maxsize=1)
-    stop = threading.Event()
-    end = object()
-
-    def put(item: tuple[bool, t.Any]) -> bool:
-        while not stop.is_set():
-            try:
-                slots.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put((True, item)):
-                    return
-            put((True, end))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
-            put((False, exc))
-
-    thread = threading.Thread(target=produce, name="seed-demo rows", daemon=True)
-    thread.start()
-    try:
-        while True:
-            ok, item = slots.get()
-            if not ok:
-                raise item
-            if item is end:
-                return
-            yield item
-    finally:
-        stop.set()
-        thread.join()

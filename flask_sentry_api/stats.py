@@ -5,9 +5,20 @@ from __future__ import annotations
 import typing as t
 
 from .errors import BadRequest
+from .storage import RESOLUTIONS
 
-#: ``resolution`` parameter values and their bucket sizes in seconds.
-RESOLUTIONS = {"10s": 10, "1h": 3600, "1d": 86400}
+__all__ = [
+    "RESOLUTIONS",
+    "STATS_PERIODS",
+    "align",
+    "bucket_range",
+    "fill_series",
+    "period_buckets",
+    "requested_buckets",
+]
+
+#: The ``resolution`` of a stats request when none is given.
+DEFAULT_RESOLUTION = "1h"
 #: ``statsPeriod`` of the group list: bucket size and number of buckets.
 STATS_PERIODS = {"24h": (3600, 24), "14d": (86400, 14)}
 
@@ -43,3 +54,29 @@ def fill_series(
 ) -> list[list[int]]:
     """``[[bucket_start, count], ...]`` from ``first`` to ``last``, zeros included."""
     return [[bucket, counts.get(bucket, 0)] for bucket in range(first, last + 1, resolution)]
+
+
+def requested_buckets(
+    resolution_name: str | None,
+    since: int | None,
+    until: int | None,
+    *,
+    now: int,
+    max_buckets: int,
+) -> tuple[int, int, int]:
+    """(resolution, first bucket, last bucket) of a stats request.
+
+    Defaults: ``resolution`` 1h, ``until`` now, ``since`` a day before ``until`` (fewer
+    buckets if a day would exceed ``max_buckets``).
+    """
+    name = resolution_name or DEFAULT_RESOLUTION
+    if name not in RESOLUTIONS:
+        raise BadRequest(
+            f'Invalid value for parameter "resolution": use one of {", ".join(RESOLUTIONS)}.'
+        )
+    resolution = RESOLUTIONS[name]
+    until = now if until is None else until
+    if since is None:
+        since = until - (min(86400 // resolution, max_buckets) - 1) * resolution
+    first, last = bucket_range(since, until, resolution, max_buckets)
+    return resolution, first, last

@@ -13,9 +13,13 @@ rows; :func:`~flask_sentry_api.pagination.paginate` turns those reads into pages
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import math
+import re
 import typing as t
+import unicodedata
 from datetime import datetime
+from datetime import timezone
 
 if t.TYPE_CHECKING:
     from .pagination import Window
@@ -25,13 +29,43 @@ ROLE_STORE = 1  # "Event API access": SDKs may post events
 ROLE_API = 2  # "Web API access": may call /api/0/
 ROLE_NAMES: dict[str, int] = {"store": ROLE_STORE, "api": ROLE_API}
 
+UTC = timezone.utc
+
+#: Group statuses as the API spells them (``ignored`` is read as ``muted``).
 GROUP_STATUSES = ("unresolved", "resolved", "muted")
 #: What :meth:`Storage.update_project` may change.
 PROJECT_FIELDS = ("name", "slug", "is_public", "allowed_origins")
-GROUP_SORTS = ("date", "new", "freq", "priority")
+#: Group orders (always descending) and the :class:`Group` attribute behind each; the first
+#: is the default, and anything unknown sorts like it.
+SORT_ATTRIBUTES: dict[str, str] = {
+    "date": "last_seen",
+    "new": "first_seen",
+    "freq": "times_seen",
+    "priority": "score",
+}
+GROUP_SORTS = tuple(SORT_ATTRIBUTES)
 LEVELS = ("debug", "info", "warning", "error", "fatal")
-#: Bucket sizes (seconds) event counts are rolled up in at ingestion time.
-STAT_RESOLUTIONS = (10, 3600, 86400)
+#: Stats bucket sizes by their ``resolution`` name; event counts are rolled up in each at
+#: ingestion time.
+RESOLUTIONS: dict[str, int] = {"10s": 10, "1h": 3600, "1d": 86400}
+STAT_RESOLUTIONS = tuple(RESOLUTIONS.values())
+#: The largest id a storage holds (ids are signed 64-bit); larger ids name nothing.
+MAX_ID = 2**63 - 1
+#: Longest project slug.
+MAX_SLUG_LENGTH = 50
+
+
+def utcnow() -> datetime:
+    """Now, as an aware UTC datetime (what every stored timestamp is)."""
+    return datetime.now(UTC)
+
+
+def slugify(name: str) -> str:
+    """A project slug from its name: lowercase ASCII letters, digits, ``-`` and ``_``, at
+    most :data:`MAX_SLUG_LENGTH` characters; ``project`` when nothing is left."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9_-]+", "-", ascii_name.lower()).strip("-_")
+    return slug[:MAX_SLUG_LENGTH] or "project"
 
 
 class StorageError(Exception):
@@ -120,8 +154,9 @@ class Event:
     level: str
     logger: str | None
     platform: str | None
-    datetime: datetime
-    date_received: datetime
+    # Sentry's name for when the event happened; it hides the type inside the class body.
+    datetime: dt.datetime
+    date_received: dt.datetime
     release: str | None
     environment: str | None
     user: t.Mapping[str, t.Any] | None
@@ -247,13 +282,8 @@ def priority_score(times_seen: int, last_seen: datetime) -> int:
 
 def group_sort_key(group: Group, sort: str) -> int:
     """The integer cursor key of ``group`` under ``sort``."""
-    if sort == "new":
-        return epoch_seconds(group.first_seen)
-    if sort == "freq":
-        return group.times_seen
-    if sort == "priority":
-        return group.score
-    return epoch_seconds(group.last_seen)
+    value = getattr(group, SORT_ATTRIBUTES.get(sort, "last_seen"))
+    return epoch_seconds(value) if isinstance(value, datetime) else int(value)
 
 
 @t.runtime_checkable

@@ -17,11 +17,11 @@ provides a ``storage`` fixture that yields a fresh, empty storage (schema create
             ...  # drop whatever the storage created
 
 Every ``test_*`` method then runs against that storage. The tests use the Storage
-protocol only (plus :meth:`update_group`, which the API also calls), never SQL, and check
-the behaviour the views rely on: slug and key rules, the group upsert of
-:meth:`~flask_sentry_api.storage.Storage.save_event`, list orderings and keyset windows
-(checked end to end with :func:`~flask_sentry_api.pagination.paginate`), filters, stats
-rollups and the bulk operations.
+protocol only, never SQL, and check the behaviour the views rely on: slug and key rules,
+the group upsert of :meth:`~flask_sentry_api.storage.Storage.save_event`, list orderings
+and keyset windows (checked end to end with :func:`~flask_sentry_api.pagination.paginate`),
+filters, stats rollups and the bulk operations (:meth:`~.Storage.update_groups` also for
+one group, by id).
 
 :func:`make_event` builds a :class:`~flask_sentry_api.storage.NewEvent` with sensible
 defaults for tests of your own.
@@ -48,6 +48,8 @@ from .pagination import paginate
 from .storage import GROUP_SORTS
 from .storage import ROLE_API
 from .storage import ROLE_STORE
+from .storage import SORT_ATTRIBUTES
+from .storage import UTC
 from .storage import Conflict
 from .storage import Event
 from .storage import Group
@@ -62,19 +64,11 @@ from .storage import priority_score
 
 __all__ = ["StorageContract", "make_event"]
 
-UTC = timezone.utc
-
 #: A fixed instant (noon UTC) the contract's timestamps are offsets from.
 T0 = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
 #: A window that reads everything, newest first.
 EVERYTHING = Window(op=None, value=0, descending=True, offset=0, limit=10_000)
 _HEX32 = re.compile(r"[0-9a-f]{32}")
-_SORT_COLUMNS = {
-    "date": "last_seen",
-    "new": "first_seen",
-    "freq": "times_seen",
-    "priority": "score",
-}
 
 
 def make_event(**overrides: t.Any) -> NewEvent:
@@ -140,7 +134,6 @@ class StorageContract:
     # -- the protocol itself ---------------------------------------------------------------
     def test_satisfies_the_storage_protocol(self, storage: Storage) -> None:
         assert isinstance(storage, Storage)
-        assert callable(getattr(storage, "update_group", None))
 
     def test_init_schema_is_idempotent(self, storage: Storage) -> None:
         project = storage.create_project("Kept")
@@ -678,7 +671,7 @@ class StorageContract:
         _group(storage, other, "g0", 1)
         query = GroupQuery(sort=sort)
         groups = storage.list_groups(project.id, query, EVERYTHING)
-        column = _SORT_COLUMNS[sort]
+        column = SORT_ATTRIBUTES[sort]
         expected = sorted(
             groups, key=lambda g: (group_sort_key(g, sort), getattr(g, column), g.id), reverse=True
         )
@@ -830,16 +823,19 @@ class StorageContract:
         assert storage.update_groups(other.id, GroupQuery(), GroupChanges(has_seen=True)) == 1
         assert _reload(storage, mine) == mine
 
-    def test_update_group(self, storage: Storage) -> None:
+    def test_update_groups_by_id_changes_that_group_only(self, storage: Storage) -> None:
         project = storage.create_project("P")
         a = _group(storage, project, "a", 0)
         b = _group(storage, project, "b", 1)
-        updated = storage.update_group(a.id, GroupChanges(status="resolved", is_public=True))
-        assert updated is not None and updated == _reload(storage, a)
+        changes = GroupChanges(status="resolved", is_public=True)
+        assert storage.update_groups(project.id, GroupQuery(ids=(a.id,)), changes) == 1
+        updated = _reload(storage, a)
         assert (updated.status, updated.is_public) == ("resolved", True)
         assert updated.resolved_at is not None
         assert _reload(storage, b) == b
-        assert storage.update_group(999_999, GroupChanges(status="resolved")) is None
+        missing = GroupQuery(ids=(999_999,))
+        assert storage.update_groups(project.id, missing, GroupChanges(status="resolved")) == 0
+        assert storage.get_group(999_999) is None
 
     # -- merge_groups ------------------------------------------------------------------------
     def test_merge_groups_parent_has_most_events(self, storage: Storage) -> None:

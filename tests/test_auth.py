@@ -12,10 +12,8 @@ from flask_sentry_api.storage import ROLE_STORE
 from flask_sentry_api.storage import Project
 from flask_sentry_api.storage import ProjectKey
 from flask_sentry_api.storage import Storage
-
-from .conftest import basic_auth
-
-NOT_PROVIDED = {"detail": "Authentication credentials were not provided."}
+from tests.helpers import NOT_PROVIDED
+from tests.helpers import basic_auth
 
 
 def project_url(project: Project) -> str:
@@ -124,7 +122,7 @@ def test_index_reports_what_valid_credentials_allow(
 
 
 def test_realm_is_configurable(project: Project) -> None:
-    from .conftest import make_app
+    from tests.helpers import make_app
 
     app = make_app({"SENTRY_API_AUTH_REALM": "errors"})
     response = app.test_client().get("/api/0/projects/1/")

@@ -10,9 +10,8 @@ from flask import Flask
 from flask_sentry_api import get_state
 from flask_sentry_api.storage import ROLE_API
 from flask_sentry_api.storage import ROLE_STORE
-
-from .conftest import basic_auth
-from .conftest import make_app
+from tests.helpers import basic_auth
+from tests.helpers import make_app
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 

@@ -13,9 +13,8 @@ from flask_sentry_api import SentryAPI
 from flask_sentry_api import get_state
 from flask_sentry_api.storage import Project
 from flask_sentry_api.storage import Unavailable
-
-from .conftest import basic_auth
-from .conftest import make_app
+from tests.helpers import basic_auth
+from tests.helpers import make_app
 
 
 def url(project: Project) -> str:

@@ -3,40 +3,26 @@ over the HTTP test client."""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
-from datetime import timezone
 
 import pytest
 import sqlalchemy as sa
 
-from flask_sentry_api.testing import make_event
-from tests.conftest import DATABASE_URL
-
-UTC = timezone.utc
-FORBIDDEN = {"detail": "You do not have permission to perform this action."}
-NOT_FOUND = {"detail": "Not found"}
-DATETIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z\Z")
-ON_POSTGRES = DATABASE_URL.startswith("postgresql")
-
-
-def add_event(storage, project, group="a", ts=1420837500, **fields):
-    values = {
-        "group_hash": group,
-        "timestamp": ts if isinstance(ts, datetime) else datetime.fromtimestamp(ts, UTC),
-        "message": f"message {group}",
-        "title": f"title {group}",
-    }
-    return storage.save_event(project.id, make_event(**{**values, **fields})).event
+from tests.helpers import DATETIME_RE
+from tests.helpers import FORBIDDEN
+from tests.helpers import HUGE_IDS
+from tests.helpers import NOT_FOUND
+from tests.helpers import UTC
+from tests.helpers import add_event
 
 
 @pytest.fixture
 def events(storage, project):
     """Three events of one group, in time order, with another group's event among them."""
-    first = add_event(storage, project, "a", 1420837500)
+    first = add_event(storage, project, "a", 1420837500).event
     add_event(storage, project, "b", 1420837505)
-    second = add_event(storage, project, "a", 1420837510)
-    third = add_event(storage, project, "a", 1420837520)
+    second = add_event(storage, project, "a", 1420837510).event
+    third = add_event(storage, project, "a", 1420837520).event
     return first, second, third
 
 
@@ -52,7 +38,7 @@ def test_list_newest_first(client, auth, events):
 
 
 def test_list_paginated_with_link(client, auth, storage, project):
-    made = [add_event(storage, project, "a", 1420837500 + i).id for i in range(5)]
+    made = [add_event(storage, project, "a", 1420837500 + i).event.id for i in range(5)]
     group_id = storage.get_event(made[0]).group_id
     url = f"/api/0/groups/{group_id}/events/?per_page=2"
     base = f"http://testserver.local/api/0/groups/{group_id}/events/?per_page=2&cursor="
@@ -84,7 +70,7 @@ def test_list_bad_paging_parameters(client, auth, events, params):
 
 
 def test_list_page_size_is_clamped(client, auth, storage, project):
-    group_id = add_event(storage, project, "a", 1420837000).group_id
+    group_id = add_event(storage, project, "a", 1420837000).group.id
     for i in range(1, 101):
         add_event(storage, project, "a", 1420837000 + i)
     url = f"/api/0/groups/{group_id}/events/"
@@ -150,7 +136,7 @@ def test_event_object_fields(client, auth, storage, project):
         user={"id": "1", "email": "a@example.com"},
         tags=(("level", "warning"), ("release", "1.0")),
         data=data,
-    )
+    ).event
     expected = {
         "id": str(event.id),
         "eventID": "a" * 32,
@@ -183,7 +169,7 @@ def test_event_object_fields(client, auth, storage, project):
 
 
 def test_event_without_optional_data(client, auth, storage, project):
-    event = add_event(storage, project)
+    event = add_event(storage, project).event
     body = client.get(f"/api/0/events/{event.id}/", headers=auth).get_json()
     assert body["user"] is None and body["tags"] == [] and body["entries"] == []
     assert body["context"] == {} and body["fingerprints"] == []
@@ -212,7 +198,6 @@ def test_scoping(client, auth, other_auth, events, url):
 
 
 # Ids no table can hold: 32-bit on PostgreSQL (INTEGER columns), 64-bit on SQLite.
-HUGE_IDS = [2**31, 2**63, 10**20]
 
 
 @pytest.mark.parametrize("event_id", HUGE_IDS)

@@ -16,7 +16,7 @@ import requests
 
 from example_app import create_app
 from flask_sentry_api import get_state
-from tests.conftest import close_after_test
+from tests.helpers import close_after_test
 
 ROOT = Path(__file__).resolve().parent.parent
 CURL_LINE = re.compile(r"curl -u ([0-9a-f]{32}):([0-9a-f]{32}) (\S+)")

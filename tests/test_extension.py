@@ -14,10 +14,9 @@ from flask_sentry_api import get_state
 from flask_sentry_api.config import DEFAULTS
 from flask_sentry_api.storage import ROLE_API
 from flask_sentry_api.storage import ProjectKey
-
-from .conftest import DATABASE_URL
-from .conftest import basic_auth
-from .conftest import close_after_test
+from tests.helpers import DATABASE_URL
+from tests.helpers import basic_auth
+from tests.helpers import close_after_test
 
 
 def bare_app(**config: object) -> Flask:
@@ -45,9 +44,9 @@ def test_init_app_registers_state_blueprint_and_cli() -> None:
         "sentry_api.project_details",
         {"project_id": 7},
     )
-    assert adapter.match("/api/7/store/", "POST") == ("sentry_api.ingest_store", {"project_id": 7})
+    assert adapter.match("/api/7/store/", "POST") == ("sentry_api_ingest.store", {"project_id": 7})
     assert adapter.match("/api/7/envelope/", "POST") == (
-        "sentry_api.ingest_envelope",
+        "sentry_api_ingest.envelope",
         {"project_id": 7},
     )
 
@@ -109,7 +108,7 @@ def test_url_prefixes_are_configurable() -> None:
     assert client.get("/api/0/").status_code == 404
     adapter = app.url_map.bind("localhost")
     assert adapter.match("/ingest/3/store/", "POST") == (
-        "sentry_api.ingest_store",
+        "sentry_api_ingest.store",
         {"project_id": 3},
     )
 

@@ -24,7 +24,6 @@ import socket
 import threading
 import time
 import typing as t
-import uuid
 from pathlib import Path
 
 import pytest
@@ -38,9 +37,11 @@ from flask_sentry_api import get_state
 from flask_sentry_api.storage import ROLE_API
 from flask_sentry_api.storage import ROLE_STORE
 from flask_sentry_api.storage import ProjectKey
-from tests.conftest import DATABASE_URL
-from tests.conftest import basic_auth
-from tests.conftest import make_app
+from tests.helpers import DATABASE_URL
+from tests.helpers import basic_auth
+from tests.helpers import event_payload
+from tests.helpers import make_app
+from tests.helpers import sentry_auth
 
 POSTGRES_URL = (
     DATABASE_URL
@@ -130,32 +131,24 @@ class TcpProxy:
         self.start()
 
 
-def sentry_auth(key: ProjectKey) -> dict[str, str]:
-    return {
-        "X-Sentry-Auth": f"Sentry sentry_key={key.public_key}, sentry_version=7,"
-        " sentry_client=faults/1.0"
-    }
-
-
 def post_event(client: FlaskClient, key: ProjectKey, event: dict[str, t.Any]) -> TestResponse:
     return client.post(
         f"/api/{key.project_id}/store/",
         data=gzip.compress(json.dumps(event).encode()),
-        headers={**sentry_auth(key), "Content-Encoding": "gzip"},
+        headers={**sentry_auth(key, client="faults/1.0"), "Content-Encoding": "gzip"},
     )
 
 
-def make_event(fingerprint: str, n: int, **fields: t.Any) -> dict[str, t.Any]:
-    return {
-        "event_id": uuid.uuid4().hex,
-        "message": f"{fingerprint} happened ({n})",
+def fingerprinted(fingerprint: str, n: int, **fields: t.Any) -> dict[str, t.Any]:
+    """The ``n``-th SDK event of the group ``fingerprint`` names."""
+    defaults = {
         "fingerprint": [fingerprint],
         "level": "error",
         "release": "1.0",
         "tags": {"fp": fingerprint, "n": str(n % 3)},
         "user": {"id": f"user-{n % 2}"},
-        **fields,
     }
+    return event_payload(f"{fingerprint} happened ({n})", **{**defaults, **fields})
 
 
 def assert_unavailable(response: TestResponse) -> None:
@@ -259,7 +252,7 @@ REQUESTS: dict[str, t.Callable[[FlaskClient, ProjectKey], TestResponse]] = {
         json={"status": "unresolved"},
         headers=basic_auth(key),
     ),
-    "sdk event": lambda client, key: post_event(client, key, make_event("flaky", 0)),
+    "sdk event": lambda client, key: post_event(client, key, fingerprinted("flaky", 0)),
 }
 
 
@@ -384,7 +377,7 @@ def seeded(app: Flask, key: ProjectKey) -> Seeded:
     client = app.test_client()
     for fingerprint, events in (("alpha", 3), ("beta", 2), ("gamma", 1)):
         for n in range(events):
-            assert post_event(client, key, make_event(fingerprint, n)).status_code == 200
+            assert post_event(client, key, fingerprinted(fingerprint, n)).status_code == 200
     listed = client.get(
         f"/api/0/projects/{key.project_id}/groups/?query=&sort=freq", headers=basic_auth(key)
     ).get_json()
@@ -546,13 +539,18 @@ def test_interrupted_event_is_not_counted_and_its_retry_is_stored_once(
     """An SDK retries an event whose request failed half-way: it ends up stored once and
     counted once, in an existing group and in a new one."""
     # "Resolved" makes the event a regression too: one more write to interrupt.
-    seeded.client.put(
+    beta_url = f"/api/0/groups/{seeded.groups['beta']}/"
+    response = seeded.client.put(
         f"/api/0/projects/{seeded.key.project_id}/groups/?id={seeded.groups['beta']}",
         json={"status": "resolved"},
         headers=basic_auth(seeded.key),
     )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json() == {"status": "resolved"}
+    resolved = seeded.client.get(beta_url, headers=basic_auth(seeded.key)).get_json()
+    assert resolved["status"] == "resolved"
     for fingerprint, count in (("beta", 3), ("delta", 1)):
-        event = make_event(fingerprint, 7, release="2.0", tags={"fp": fingerprint, "new": "tag"})
+        event = fingerprinted(fingerprint, 7, release="2.0", tags={"fp": fingerprint, "new": "tag"})
         response, writes = interrupt_every_write(
             seeded, lambda event=event: post_event(seeded.client, seeded.key, event), error, status
         )
@@ -565,6 +563,10 @@ def test_interrupted_event_is_not_counted_and_its_retry_is_stored_once(
                 sa.select(Event.group_id).where(Event.event_id == event["event_id"])
             ).all()
         assert group_rows(seeded)[group_id] == ("unresolved", count)
+        if fingerprint == "beta":  # the regression path ran: resolved, then unresolved again
+            assert group_id == seeded.groups["beta"]
+            again = seeded.client.get(beta_url, headers=basic_auth(seeded.key)).get_json()
+            assert again["status"] == "unresolved"
         report(
             capsys, f"event for {'an existing' if fingerprint == 'beta' else 'a new'} group", writes
         )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from datetime import timezone
 
 import pytest
 
@@ -14,37 +13,14 @@ from flask_sentry_api.pagination import Window
 from flask_sentry_api.storage import ROLE_API
 from flask_sentry_api.storage import GroupChanges
 from flask_sentry_api.storage import GroupQuery
-from flask_sentry_api.testing import make_event
-from tests.conftest import DATABASE_URL
-from tests.conftest import basic_auth
-from tests.conftest import make_app
+from tests.helpers import FORBIDDEN
+from tests.helpers import UTC
+from tests.helpers import add_event
+from tests.helpers import add_group
+from tests.helpers import basic_auth
+from tests.helpers import make_app
 
-UTC = timezone.utc
 GROUPS = "/api/0/projects/{}/groups/"
-FORBIDDEN = {"detail": "You do not have permission to perform this action."}
-ON_POSTGRES = DATABASE_URL.startswith("postgresql")
-
-
-def at(ts):
-    return ts if isinstance(ts, datetime) else datetime.fromtimestamp(ts, UTC)
-
-
-def add_event(storage, project, group="a", ts=None, **fields):
-    values = {
-        "group_hash": group,
-        "timestamp": at(ts) if ts is not None else datetime.now(UTC),
-        "message": f"message {group}",
-        "title": f"title {group}",
-        "culprit": None,
-    }
-    return storage.save_event(project.id, make_event(**{**values, **fields}))
-
-
-def add_group(storage, project, group="a", ts=None, *, status=None, **fields):
-    group_id = add_event(storage, project, group, ts, **fields).group.id
-    if status:
-        storage.update_groups(project.id, GroupQuery(ids=(group_id,)), GroupChanges(status=status))
-    return group_id
 
 
 def ids(response):

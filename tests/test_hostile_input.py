@@ -19,8 +19,7 @@ from flask_sentry_api.storage import NewEvent
 from flask_sentry_api.storage import Project
 from flask_sentry_api.storage import ProjectKey
 from flask_sentry_api.storage import Storage
-
-from .conftest import basic_auth
+from tests.helpers import basic_auth
 
 
 @dataclasses.dataclass(frozen=True)

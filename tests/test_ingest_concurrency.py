@@ -22,9 +22,11 @@ from flask_sentry_api.storage import ROLE_API
 from flask_sentry_api.storage import ROLE_STORE
 from flask_sentry_api.storage import Project
 from flask_sentry_api.storage import ProjectKey
-from tests.conftest import DATABASE_URL
-from tests.conftest import LiveServer
-from tests.conftest import make_app
+from tests.helpers import DATABASE_URL
+from tests.helpers import LiveServer
+from tests.helpers import envelope
+from tests.helpers import make_app
+from tests.helpers import sentry_auth
 
 pytestmark = [pytest.mark.live, pytest.mark.load]
 
@@ -78,19 +80,18 @@ def post_together(server: Server, events: list[dict[str, t.Any]]) -> list[tuple[
     the store endpoint, half as envelopes, every body gzipped."""
     barrier = threading.Barrier(len(events))
     results: list[tuple[int, t.Any]] = [(0, None)] * len(events)
-    auth = f"Sentry sentry_key={server.key.public_key}, sentry_version=7, sentry_client=race/1"
+    auth = sentry_auth(server.key, client="race/1")
 
     def send(index: int) -> None:
         event = events[index]
         payload = json.dumps(event).encode()
         if index % 2:
             kind = "envelope"
-            item = json.dumps({"type": "event", "length": len(payload)}).encode()
-            payload = b"{}\n" + item + b"\n" + payload + b"\n"
+            payload = envelope(({"type": "event"}, payload), header={})
         else:
             kind = "store"
         body = gzip.compress(payload)
-        headers = {"X-Sentry-Auth": auth, "Content-Encoding": "gzip"}
+        headers = {**auth, "Content-Encoding": "gzip"}
         url = f"{server.url}/api/{server.project.id}/{kind}/"
         barrier.wait(timeout=30)
         try:

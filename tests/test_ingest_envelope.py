@@ -12,39 +12,13 @@ from hypothesis import strategies as st
 from sentry_sdk.envelope import Envelope as SdkEnvelope
 from sentry_sdk.envelope import Item
 from sentry_sdk.envelope import PayloadRef
-from sentry_sdk.transport import Transport
 
 from flask_sentry_api.errors import BadRequest
 from flask_sentry_api.ingest.envelope import MAX_ITEMS
 from flask_sentry_api.ingest.envelope import Envelope
 from flask_sentry_api.ingest.envelope import EnvelopeItem
 from flask_sentry_api.ingest.envelope import parse_envelope
-
-
-class Keep(Transport):
-    """A sentry-sdk transport that keeps the envelopes instead of sending them."""
-
-    def __init__(self, options: dict[str, Any] | None = None) -> None:
-        super().__init__(options)
-        self.envelopes: list[SdkEnvelope] = []
-
-    def capture_envelope(self, envelope: SdkEnvelope) -> None:
-        self.envelopes.append(envelope)
-
-
-def capture(action: Any, **options: Any) -> list[SdkEnvelope]:
-    client = sentry_sdk.Client(
-        "http://public@127.0.0.1:1/1", transport=Keep, default_integrations=False, **options
-    )
-    try:
-        with sentry_sdk.isolation_scope() as scope:
-            scope.set_client(client)
-            action(scope)
-        client.flush()
-        assert isinstance(client.transport, Keep)
-        return client.transport.envelopes
-    finally:
-        client.close()
+from tests.helpers import sdk_envelopes
 
 
 def raise_and_capture(scope: Any) -> None:
@@ -55,7 +29,7 @@ def raise_and_capture(scope: Any) -> None:
 
 
 def test_real_exception_envelope() -> None:
-    [sdk_envelope] = capture(raise_and_capture)
+    [sdk_envelope] = sdk_envelopes(raise_and_capture)
     envelope = parse_envelope(sdk_envelope.serialize())
     sent = sdk_envelope.get_event()
     assert sent is not None
@@ -67,7 +41,7 @@ def test_real_exception_envelope() -> None:
 
 
 def test_real_message_envelope() -> None:
-    [sdk_envelope] = capture(lambda scope: sentry_sdk.capture_message("hello\nworld"))
+    [sdk_envelope] = sdk_envelopes(lambda scope: sentry_sdk.capture_message("hello\nworld"))
     event = parse_envelope(sdk_envelope.serialize()).event_payload()
     assert event is not None
     assert event["message"] == "hello\nworld"
@@ -79,7 +53,7 @@ def test_real_attachment_with_newlines_is_cut_by_length() -> None:
         scope.add_attachment(bytes=b"line 1\n\nline 3\n", filename="log.txt")
         raise_and_capture(scope)
 
-    [sdk_envelope] = capture(action)
+    [sdk_envelope] = sdk_envelopes(action)
     envelope = parse_envelope(sdk_envelope.serialize())
     types = [item.type for item in envelope.items]
     assert sorted(types) == ["attachment", "event"]
@@ -94,7 +68,7 @@ def test_real_transaction_envelope_has_no_event() -> None:
         with sentry_sdk.start_transaction(name="job"):
             pass
 
-    envelopes = capture(action, traces_sample_rate=1.0)
+    envelopes = sdk_envelopes(action, traces_sample_rate=1.0)
     parsed = [parse_envelope(e.serialize()) for e in envelopes]
     assert any(item.type == "transaction" for p in parsed for item in p.items)
     assert all(p.event_payload() is None for p in parsed)

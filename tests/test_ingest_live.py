@@ -25,7 +25,7 @@ from raven.transport.http import HTTPTransport
 
 from flask_sentry_api.storage import Project
 from flask_sentry_api.storage import ProjectKey
-from tests.conftest import LiveServer
+from tests.helpers import LiveServer
 
 pytestmark = pytest.mark.live
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,7 +96,7 @@ def live(app: Flask, project: Project, key: ProjectKey) -> t.Iterator[Live]:
 
         @app.after_request
         def record(response: Response) -> Response:
-            if (request.endpoint or "").startswith("sentry_api.ingest_"):
+            if (request.endpoint or "").startswith("sentry_api_ingest."):
                 live.encodings.append(request.headers.get("Content-Encoding"))
                 live.statuses.append(response.status_code)
             return response

@@ -18,8 +18,6 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 from raven.transport.base import Transport as RavenTransport
-from sentry_sdk.envelope import Envelope as SdkEnvelope
-from sentry_sdk.transport import Transport
 
 from flask_sentry_api.errors import BadRequest
 from flask_sentry_api.ingest.body import decode_store_payload
@@ -27,6 +25,7 @@ from flask_sentry_api.ingest.body import read_body
 from flask_sentry_api.ingest.envelope import parse_envelope
 from flask_sentry_api.ingest.normalize import normalize_event
 from flask_sentry_api.storage import NewEvent
+from tests.helpers import sdk_envelopes
 
 HERE = __name__
 RECEIVED = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -35,35 +34,11 @@ RECEIVED = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
 # -- real SDK events --------------------------------------------------------------------
 
 
-class Keep(Transport):
-    def __init__(self, options: dict[str, Any] | None = None) -> None:
-        super().__init__(options)
-        self.envelopes: list[SdkEnvelope] = []
-
-    def capture_envelope(self, envelope: SdkEnvelope) -> None:
-        self.envelopes.append(envelope)
-
-
 def sdk_events(action: Callable[[Any], None], **options: Any) -> list[dict[str, Any]]:
     """Events sentry-sdk 2.x sends while ``action(scope)`` runs, parsed from the wire bytes."""
-    client = sentry_sdk.Client(
-        "http://public@127.0.0.1:1/1",
-        transport=Keep,
-        default_integrations=False,
-        release="web@1.2.3",
-        environment="staging",
-        server_name="web-1",
-        **options,
+    envelopes = sdk_envelopes(
+        action, release="web@1.2.3", environment="staging", server_name="web-1", **options
     )
-    try:
-        with sentry_sdk.isolation_scope() as scope:
-            scope.set_client(client)
-            action(scope)
-        client.flush()
-        assert isinstance(client.transport, Keep)
-        envelopes = client.transport.envelopes
-    finally:
-        client.close()
     events = [parse_envelope(envelope.serialize()).event_payload() for envelope in envelopes]
     return [event for event in events if event is not None]
 

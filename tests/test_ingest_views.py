@@ -11,7 +11,6 @@ import json
 import struct
 import time
 import typing as t
-import uuid
 import zlib
 from datetime import datetime
 from datetime import timedelta
@@ -28,8 +27,13 @@ from flask_sentry_api.storage import ROLE_API
 from flask_sentry_api.storage import ROLE_STORE
 from flask_sentry_api.storage import Project
 from flask_sentry_api.storage import ProjectKey
-from tests.conftest import basic_auth
-from tests.conftest import make_app
+from tests.helpers import basic_auth
+from tests.helpers import envelope
+from tests.helpers import event_item
+from tests.helpers import event_payload
+from tests.helpers import make_app
+from tests.helpers import near_misses
+from tests.helpers import sentry_auth
 
 MB = 1 << 20
 Event = dict[str, t.Any]
@@ -39,29 +43,6 @@ ENCODERS: dict[str | None, t.Callable[[bytes], bytes]] = {
     "deflate": zlib.compress,  # a zlib stream labelled deflate, as raven sends
     "br": brotli.compress,
 }
-
-
-def sentry_auth(key: ProjectKey, version: str = "7", secret: str | None = None) -> dict[str, str]:
-    fields = f"sentry_key={key.public_key}, sentry_version={version}, sentry_client=hand/1.0"
-    if secret is not None:
-        fields += f", sentry_secret={secret}"
-    return {"X-Sentry-Auth": "Sentry " + fields}
-
-
-def make_event(message: str = "Something happened", **fields: t.Any) -> Event:
-    return {"event_id": uuid.uuid4().hex, "message": message, "platform": "python", **fields}
-
-
-def envelope(*items: tuple[dict[str, t.Any], bytes], length: bool = True) -> bytes:
-    lines = [b'{"sent_at": "2026-01-01T00:00:00Z"}']
-    for headers, payload in items:
-        lines += [json.dumps({**headers, "length": len(payload)} if length else headers).encode()]
-        lines.append(payload)
-    return b"\n".join(lines) + b"\n"
-
-
-def event_item(event: Event) -> tuple[dict[str, t.Any], bytes]:
-    return {"type": "event"}, json.dumps(event).encode()
 
 
 def assert_error(response: TestResponse, status: int, fragment: str) -> None:
@@ -133,8 +114,8 @@ BODIES: dict[str, tuple[str | None, t.Callable[[bytes], bytes]]] = {
 @pytest.mark.parametrize("name", list(BODIES))
 def test_store_decodes_every_body(ingest: Ingest, name: str) -> None:
     encoding, encode = BODIES[name]
-    event = make_event(f"Body sent as {name}")
-    headers = sentry_auth(ingest.key, "6", ingest.key.secret_key)
+    event = event_payload(f"Body sent as {name}")
+    headers = sentry_auth(ingest.key, version="6", secret=ingest.key.secret_key)
     response = ingest.post(encode(json.dumps(event).encode()), headers, encoding=encoding)
     assert response.status_code == 200, response.json
     assert response.json == {"id": event["event_id"]}
@@ -146,7 +127,7 @@ def test_store_decodes_every_body(ingest: Ingest, name: str) -> None:
 def test_envelope_stores_its_event_and_ignores_other_items(
     ingest: Ingest, length: bool, encoding: str | None
 ) -> None:
-    event = make_event("From an envelope")
+    event = event_payload("From an envelope")
     items = [({"type": "client_report"}, b'{"discarded_events": []}'), event_item(event)]
     if length:  # only a length lets a payload hold newlines
         items.insert(0, ({"type": "attachment", "filename": "a.txt"}, b"line 1\nline 2\n"))
@@ -160,7 +141,7 @@ def test_envelope_stores_its_event_and_ignores_other_items(
 def test_envelope_without_event_is_accepted_and_stores_nothing(ingest: Ingest) -> None:
     body = envelope(
         ({"type": "session"}, b'{"sid": "x", "status": "ok"}'),
-        ({"type": "transaction"}, json.dumps(make_event(type="transaction")).encode()),
+        ({"type": "transaction"}, json.dumps(event_payload(type="transaction")).encode()),
     )
     response = ingest.post(body, kind="envelope")
     assert response.status_code == 200 and response.json == {}
@@ -179,16 +160,18 @@ def test_credentials_are_read_from_every_place(ingest: Ingest, where: str) -> No
         path += f"?sentry_key={key.public_key}" + ("&sentry_version=7" if "+" in where else "")
     else:
         headers = (
-            sentry_auth(key, "6", key.secret_key) if where == "secret" else sentry_auth(key, "2.0")
+            sentry_auth(key, version="6", secret=key.secret_key)
+            if where == "secret"
+            else sentry_auth(key, version="2.0")
         )
-    response = ingest.client.post(path, data=json.dumps(make_event(where)), headers=headers)
+    response = ingest.client.post(path, data=json.dumps(event_payload(where)), headers=headers)
     assert response.status_code == 200, response.json
     assert ingest.titles() == [where]
 
 
 # -- rejections --------------------------------------------------------------------------
 
-EVENT = json.dumps(make_event("Never stored")).encode()
+EVENT = json.dumps(event_payload("Never stored")).encode()
 GZ = gzip.compress(EVENT)
 
 # fmt: off
@@ -209,7 +192,6 @@ AUTH_CASES = {  # name: (which key and how it is sent, status, fragment of the d
 
 def credentials(ingest: Ingest, case: str) -> dict[str, str]:
     storage, project, key = get_state(ingest.app).storage, ingest.project, ingest.key
-    header = "Sentry sentry_key={}, sentry_version=7"
     if case in ("other", "api-only", "disabled"):
         owner = storage.create_project("Other").id if case == "other" else project.id
         made = storage.create_key(owner, ROLE_API if case == "api-only" else ROLE_STORE)
@@ -219,10 +201,10 @@ def credentials(ingest: Ingest, case: str) -> dict[str, str]:
     return {
         "none": {},
         "basic": basic_auth(key),
-        "unknown": {"X-Sentry-Auth": header.format("a" * 32)},
-        "malformed": {"X-Sentry-Auth": header.format("nope")},
-        "wrong-secret": sentry_auth(key, "6", "0" * 32),
-        "version-8": sentry_auth(key, "8"),
+        "unknown": sentry_auth("a" * 32),
+        "malformed": sentry_auth("nope"),
+        "wrong-secret": sentry_auth(key, version="6", secret="0" * 32),
+        "version-8": sentry_auth(key, version="8"),
         "no-version": {"X-Sentry-Auth": f"Sentry sentry_key={key.public_key}"},
     }[case]
 
@@ -236,6 +218,31 @@ def test_bad_credentials(ingest: Ingest, name: str, kind: str) -> None:
     assert_error(response, status, detail)
     assert "WWW-Authenticate" not in response.headers  # SDKs do not speak Basic auth
     assert ingest.groups() == []
+
+
+@pytest.mark.parametrize("where", ["x-sentry-auth", "authorization", "query"])
+@pytest.mark.parametrize("kind", ["store", "envelope"])
+def test_secret_one_character_off_is_refused(ingest: Ingest, kind: str, where: str) -> None:
+    """A secret is compared whole: one of the same length that differs only in its last (or
+    first, or middle) character is refused like any wrong one."""
+    key = ingest.key
+
+    def send(secret: str) -> TestResponse:
+        body = envelope(event_item(json.loads(EVENT))) if kind == "envelope" else EVENT
+        path = f"/api/{ingest.project.id}/{kind}/"
+        if where == "query":
+            query = {"sentry_key": key.public_key, "sentry_version": "7", "sentry_secret": secret}
+            return ingest.client.post(path, data=body, query_string=query)
+        header = sentry_auth(key, secret=secret)["X-Sentry-Auth"]
+        return ingest.client.post(path, data=body, headers={where.title(): header})
+
+    for secret in near_misses(key.secret_key).values():
+        assert len(secret) == len(key.secret_key) and secret != key.secret_key
+        assert_error(send(secret), 401, "Invalid api key")
+    assert ingest.groups() == []
+    # Control: the key's own secret, sent the same way, is accepted.
+    assert send(key.secret_key).status_code == 200
+    assert len(ingest.groups()) == 1
 
 
 # fmt: off
@@ -299,9 +306,9 @@ def test_oversized_body_is_413() -> None:
             storage = get_state(app).storage
             project = storage.create_project("Small")
             small = Ingest(app, project, storage.create_key(project.id, ROLE_STORE | ROLE_API))
-        fits = json.dumps(make_event("fits")).encode()
+        fits = json.dumps(event_payload("fits")).encode()
         assert len(fits) < 900 and small.post(fits).status_code == 200
-        big = json.dumps(make_event("too big", extra={"pad": "x" * 1000})).encode()
+        big = json.dumps(event_payload("too big", extra={"pad": "x" * 1000})).encode()
         for kind, body in (("store", big), ("envelope", envelope(event_item(json.loads(big))))):
             assert_error(small.post(body, kind=kind), 413, "larger than 1000 bytes")
         assert small.titles() == ["fits"]
@@ -365,7 +372,7 @@ def test_zip_bomb_is_413(ingest: Ingest, name: str, capsys: pytest.CaptureFixtur
 BASE = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
 
 
-def at(minutes: int) -> str:
+def minutes_in(minutes: int) -> str:
     return (BASE + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -380,7 +387,7 @@ def exception(function: str, value: str = "bad input") -> dict[str, t.Any]:
 
 
 def test_same_event_id_twice_is_stored_once(ingest: Ingest) -> None:
-    event = make_event("Sent twice")
+    event = event_payload("Sent twice")
     assert ingest.store(event) == event["event_id"]
     response = ingest.post(envelope(event_item(event)), kind="envelope")
     assert response.status_code == 200 and response.json == {"id": event["event_id"]}
@@ -393,28 +400,49 @@ def test_same_event_id_twice_is_stored_once(ingest: Ingest) -> None:
 def test_events_update_their_group(ingest: Ingest) -> None:
     def send(function: str, level: str, minutes: int) -> tuple[str, str, str, str, str]:
         ingest.store(
-            make_event(
-                exception=exception(function), level=level, timestamp=at(minutes), fingerprint=["x"]
+            event_payload(
+                exception=exception(function),
+                level=level,
+                timestamp=minutes_in(minutes),
+                fingerprint=["x"],
             )
         )
         [g] = ingest.groups()
         return g["level"], g["culprit"], g["count"], g["firstSeen"], g["lastSeen"]
 
-    assert send("add", "warning", 0) == ("warning", "shop.cart in add", "1", at(0), at(0))
+    assert send("add", "warning", 0) == (
+        "warning",
+        "shop.cart in add",
+        "1",
+        minutes_in(0),
+        minutes_in(0),
+    )
     assert ingest.titles() == ["ValueError: bad input"]
-    assert send("remove", "fatal", 10) == ("fatal", "shop.cart in remove", "2", at(0), at(10))
+    assert send("remove", "fatal", 10) == (
+        "fatal",
+        "shop.cart in remove",
+        "2",
+        minutes_in(0),
+        minutes_in(10),
+    )
     # An older event is counted but does not move lastSeen, level or culprit back.
-    assert send("old", "debug", 5) == ("fatal", "shop.cart in remove", "3", at(0), at(10))
+    assert send("old", "debug", 5) == (
+        "fatal",
+        "shop.cart in remove",
+        "3",
+        minutes_in(0),
+        minutes_in(10),
+    )
 
 
 def test_new_event_reopens_a_resolved_group(ingest: Ingest) -> None:
-    ingest.store(make_event("Flaky job failed"))
+    ingest.store(event_payload("Flaky job failed"))
     [group] = ingest.groups()
     path = f"/api/0/groups/{group['id']}/"
     response = ingest.client.put(path, json={"status": "resolved"}, headers=ingest.auth)
     assert response.status_code == 200 and response.json["status"] == "resolved"
     assert ingest.groups("is:unresolved") == []
-    ingest.store(make_event("Flaky job failed"))
+    ingest.store(event_payload("Flaky job failed"))
     [group] = ingest.groups("is:unresolved")
     assert (group["status"], group["count"]) == ("unresolved", "2")
 
@@ -422,7 +450,7 @@ def test_new_event_reopens_a_resolved_group(ingest: Ingest) -> None:
 def test_tags_users_and_release(ingest: Ingest) -> None:
     for user, browser in (("1", "Firefox"), ("2", "Chrome"), ("1", "Firefox")):
         ingest.store(
-            make_event(
+            event_payload(
                 "Tagged",
                 user={"id": user},
                 tags={"browser": browser},
@@ -445,7 +473,7 @@ def test_tags_users_and_release(ingest: Ingest) -> None:
 
 def test_fingerprints(ingest: Ingest) -> None:
     def group_of(**fields: t.Any) -> str:
-        event_id = ingest.store(make_event(**{"exception": exception("pay"), **fields}))
+        event_id = ingest.store(event_payload(**{"exception": exception("pay"), **fields}))
         for group in ingest.groups():
             if ingest.get(f"/groups/{group['id']}/events/latest/")["eventID"] == event_id:
                 return t.cast(str, group["id"])
@@ -490,7 +518,7 @@ def test_browser_post_with_origin(ingest: Ingest) -> None:
     project = get_state(ingest.app).storage.get_project(ingest.project.id)
     assert project is not None and project.allowed_origins == ("*",)  # the default
     path = f"/api/{project.id}/store/?sentry_key={ingest.key.public_key}&sentry_version=7"
-    event = json.dumps(make_event("From a browser"))
+    event = json.dumps(event_payload("From a browser"))
     response = ingest.client.post(path, data=event, headers={"Origin": ORIGIN})
     assert response.status_code == 200
     assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
@@ -498,7 +526,7 @@ def test_browser_post_with_origin(ingest: Ingest) -> None:
     denied = ingest.client.post(f"/api/{project.id}/store/", data=b"{}", headers={"Origin": ORIGIN})
     assert_error(denied, 401, "Missing authentication")
     assert denied.headers["Access-Control-Allow-Origin"] == "*"
-    no_origin = ingest.client.post(path, data=json.dumps(make_event("Without Origin")))
+    no_origin = ingest.client.post(path, data=json.dumps(event_payload("Without Origin")))
     assert no_origin.status_code == 200
     assert "Access-Control-Allow-Origin" not in no_origin.headers
     assert set(ingest.titles()) == {"From a browser", "Without Origin"}

@@ -5,29 +5,17 @@ by the real ``requests`` library from a live HTTP server."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from datetime import timezone
 
 import pytest
 import requests
 
-from flask_sentry_api.testing import make_event
+from tests.helpers import add_event
+from tests.helpers import add_group
 
-UTC = timezone.utc
 A_SEEN, B_SEEN, C_SEEN = 1420837590, 1420837533, 1420837600
 GROUPS = "/api/0/projects/{}/groups/"
 BASE = "http://testserver.local/api/0/projects/1/groups/"
 LINK_RE = re.compile(r'<([^<>]*)>; rel="(\w+)"; results="(true|false)"; cursor="([^"]*)"')
-
-
-def add_group(storage, project, name, last_seen):
-    event = make_event(
-        group_hash=name,
-        timestamp=datetime.fromtimestamp(last_seen, UTC),
-        message=f"message {name}",
-        title=f"title {name}",
-    )
-    return storage.save_event(project.id, event).group.id
 
 
 def link(base, rel, cursor, results):
@@ -96,6 +84,31 @@ def test_docs_walk(client, auth, storage, project, a_b):
     c = add_group(storage, project, "C", C_SEEN)
     rows, _ = page(client, auth, base + "1420837590:0:1")
     assert rows == [c]
+
+
+@pytest.mark.parametrize("listing", ["groups", "events"])
+def test_explicit_zero_cursor_is_the_first_page(client, auth, storage, project, a_b, listing):
+    """``cursor=0:0:0`` (value 0: no bound, as in Sentry) gives the first page: the same rows
+    and the same links as no cursor, with nothing before it."""
+    if listing == "groups":
+        base = f"/api/0/projects/{project.id}/groups/?"
+    else:  # a second paged list: the events of group A, newest first
+        add_event(storage, project, "A", A_SEEN - 60)
+        add_event(storage, project, "A", A_SEEN - 30)
+        base = f"/api/0/groups/{a_b[0]}/events/?"
+    for size, more in (("limit=1", True), ("", False)):
+        first = client.get(base + size, headers=auth)
+        zero = client.get(base + size + ("&" if size else "") + "cursor=0:0:0", headers=auth)
+        assert first.status_code == zero.status_code == 200, zero.get_json()
+        assert zero.get_json() == first.get_json() and first.get_json()
+        assert zero.headers["Link"] == first.headers["Link"]
+        links = {
+            rel: (results, cursor)
+            for _, rel, results, cursor in LINK_RE.findall(zero.headers["Link"])
+        }
+        assert list(links) == ["previous", "next"]
+        assert links["previous"][0] == "false"
+        assert links["next"][0] == ("true" if more else "false")
 
 
 def test_no_other_parameters_gives_question_mark_ampersand(client, auth, a_b):

@@ -51,7 +51,8 @@ from flask_sentry_api import SentryAPI
 from flask_sentry_api import get_state
 from flask_sentry_api.storage import ROLE_API
 from flask_sentry_api.storage import ROLE_STORE
-from tests.conftest import DATABASE_URL
+from tests.helpers import DATABASE_URL
+from tests.helpers import sentry_auth
 
 pytestmark = [pytest.mark.load, pytest.mark.live]
 
@@ -239,9 +240,7 @@ class Traffic:
         self.deleted_groups: set[int] = set()
         self.pages_read = 0
         self.stop = threading.Event()
-        self.store_auth = (
-            f"Sentry sentry_key={server.public_key}, sentry_version=7, sentry_client=load/1.0"
-        )
+        self.store_auth = sentry_auth(server.public_key, client="load/1.0")
 
     @property
     def groups_url(self) -> str:
@@ -252,7 +251,7 @@ class Traffic:
         response = http.post(
             f"{self.server.url}/api/{self.server.project_id}/store/",
             data=body,
-            headers={"X-Sentry-Auth": self.store_auth, "Content-Encoding": "gzip"},
+            headers={**self.store_auth, "Content-Encoding": "gzip"},
             timeout=30,
         )
         if response.status_code == 200 and response.json() != {"id": event_id}:
@@ -539,23 +538,40 @@ def bare_boot_app(database_url: str) -> Flask:
     return app
 
 
-#: One gunicorn worker booting the example app, held (up to 5 s) right before it migrates
-#: until every other one has got that far too: argv = worker number, workers, folder.
+#: One gunicorn worker booting the example app, held (up to 5 s) as it starts creating the
+#: schema until every other one has got that far too: argv = worker number, workers, folder.
+#: It leaves ``ready-N`` before waiting, ``done-N`` once ``init_schema()`` returned, and
+#: ``passed-N``: how many workers were ready and how many done as it went on, and whether it
+#: ran the migration itself (the others find the tables at head once it has).
 BOOT_WORKER = """
-import pathlib, sys, time
+import json, pathlib, sys, time
 from alembic import command
+from flask_sentry_api import SQLAlchemyStorage
 
 number, workers, folder = sys.argv[1], int(sys.argv[2]), pathlib.Path(sys.argv[3])
-real_upgrade = command.upgrade
+real_init_schema, real_upgrade = SQLAlchemyStorage.init_schema, command.upgrade
+migrated = []
 
-def upgrade(*args, **kwargs):
+def count(pattern):
+    return len(list(folder.glob(pattern)))
+
+def init_schema(*args, **kwargs):
     (folder / f"ready-{number}").touch()
     deadline = time.monotonic() + 5
-    while len(list(folder.glob("ready-*"))) < workers and time.monotonic() < deadline:
+    while count("ready-*") < workers and time.monotonic() < deadline:
         time.sleep(0.01)
+    seen = {"ready": count("ready-*"), "done": count("done-*")}
+    try:
+        return real_init_schema(*args, **kwargs)
+    finally:
+        (folder / f"done-{number}").touch()
+        (folder / f"passed-{number}").write_text(json.dumps({**seen, "migrated": migrated}))
+
+def upgrade(*args, **kwargs):
+    migrated.append(True)
     return real_upgrade(*args, **kwargs)
 
-command.upgrade = upgrade
+SQLAlchemyStorage.init_schema, command.upgrade = init_schema, upgrade
 import example_app
 example_app.create_app({"EXAMPLE_CREATE_DEMO_PROJECT": False})
 """
@@ -569,8 +585,12 @@ def test_workers_creating_the_schema_of_an_empty_database_at_once(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Every gunicorn worker of the example app runs ``init_schema()`` as it boots. Three
-    of them, all past the "which revision is the database at?" check before any migrates
-    (each waits, up to 5 s, for the others to get there), must all boot."""
+    of them, started on an empty database at the same moment (each waits, up to 5 s, for
+    the others to get there), must all boot.
+
+    That they really overlapped is checked, not assumed: each worker went on only once all
+    of them were ready and none had finished, so at that moment every worker was between
+    the start and the end of its ``init_schema()``."""
     database_url = database_url_for(backend, tmp_path)
     env = {**os.environ, "DATABASE_URL": database_url, "FLASK_SENTRY_API_TABLE_PREFIX": "boot_"}
     boot_app = bare_boot_app(database_url)
@@ -594,7 +614,18 @@ def test_workers_creating_the_schema_of_an_empty_database_at_once(
             for worker, (_, err) in zip(workers, outputs, strict=True)
             if worker.returncode != 0
         ]
-        report(capsys, f"schema race on {backend}", f"{WORKERS} workers, failed: {failures}")
+        passed = {path.name: json.loads(path.read_text()) for path in tmp_path.glob("passed-*")}
+        report(
+            capsys,
+            f"schema race on {backend}",
+            f"{WORKERS} workers, failed: {failures}",
+            f"seen as each went on: {passed}",
+        )
         assert failures == []
+        # Each went on while all were ready and none done: their intervals overlap.
+        assert {name: (seen["ready"], seen["done"]) for name, seen in passed.items()} == {
+            f"passed-{n}": (WORKERS, 0) for n in range(WORKERS)
+        }, "the workers did not create the schema at once"
+        assert any(seen["migrated"] for seen in passed.values())
     finally:
         drop_tables(boot_app)

@@ -16,8 +16,7 @@ from flask_sentry_api.migrate import downgrade
 from flask_sentry_api.migrate import head_revision
 from flask_sentry_api.migrate import upgrade
 from flask_sentry_api.models import build_models
-
-from .conftest import DATABASE_URL
+from tests.helpers import DATABASE_URL
 
 PREFIX = "migtest_"
 

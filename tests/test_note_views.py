@@ -3,27 +3,15 @@ notes (section 7.6), over the HTTP test client."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
-from flask_sentry_api.pagination import Window
-from flask_sentry_api.testing import make_event
-from tests.conftest import DATABASE_URL
-
-FORBIDDEN = {"detail": "You do not have permission to perform this action."}
-NOT_FOUND = {"detail": "Not found"}
-DATETIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z\Z")
-ON_POSTGRES = DATABASE_URL.startswith("postgresql")
-ALL = Window(op=None, value=0, descending=True, offset=0, limit=100)
-
-
-def add_group(storage, project):
-    return storage.save_event(project.id, make_event()).group.id
-
-
-def add_event(storage, project):
-    return storage.save_event(project.id, make_event())
+from tests.helpers import DATETIME_RE
+from tests.helpers import EVERYTHING
+from tests.helpers import FORBIDDEN
+from tests.helpers import HUGE_IDS
+from tests.helpers import NOT_FOUND
+from tests.helpers import add_event
+from tests.helpers import add_group
 
 
 @pytest.fixture
@@ -47,7 +35,7 @@ def test_post_creates_a_note(client, auth, storage, group_id):
     assert body["id"].isdigit()
     assert (body["user"], body["type"], body["data"]) == (None, "note", {"text": "Looking into it"})
     assert DATETIME_RE.match(body["dateCreated"])
-    (note,) = storage.list_notes(group_id, ALL)
+    (note,) = storage.list_notes(group_id, EVERYTHING)
     assert (str(note.id), note.text) == (body["id"], "Looking into it")
     listed = client.get(notes_url(group_id), headers=auth).get_json()
     assert listed == [body]
@@ -70,7 +58,7 @@ def test_post_invalid_body_is_a_field_error(client, auth, storage, group_id, bod
     assert response.status_code == 400
     errors = response.get_json()
     assert list(errors) == [field] and isinstance(errors[field], list) and errors[field]
-    assert storage.list_notes(group_id, ALL) == []
+    assert storage.list_notes(group_id, EVERYTHING) == []
     assert num_comments(client, auth, group_id) == 0
 
 
@@ -92,7 +80,7 @@ def test_post_bad_content(client, auth, storage, group_id):
     )
     assert response.status_code == 400
     assert response.get_json()["detail"].startswith("JSON parse error - ")
-    assert storage.list_notes(group_id, ALL) == []
+    assert storage.list_notes(group_id, EVERYTHING) == []
 
 
 def test_list_newest_first_and_paginated(client, auth, group_id):
@@ -139,7 +127,7 @@ def test_scoping(client, auth, other_auth, storage, group_id, method):
     assert anonymous.get_json() == {"detail": "Authentication credentials were not provided."}
     missing = call(notes_url(999999), json={"text": "lost"}, headers=auth)
     assert (missing.status_code, missing.get_json()) == (404, NOT_FOUND)
-    assert storage.list_notes(group_id, ALL) == []
+    assert storage.list_notes(group_id, EVERYTHING) == []
     assert num_comments(client, auth, group_id) == 0
 
 
@@ -216,7 +204,6 @@ def test_group_scoping(client, auth, other_auth, storage, project, method):
 
 
 # Ids no table can hold: 32-bit on PostgreSQL (INTEGER columns), 64-bit on SQLite.
-HUGE_IDS = [2**31, 2**63, 10**20]
 
 
 @pytest.mark.parametrize("group_id", HUGE_IDS)

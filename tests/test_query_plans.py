@@ -11,28 +11,13 @@ import re
 import typing as t
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 
 from flask_sentry_api.pagination import Window
 from flask_sentry_api.storage import GroupQuery
 from flask_sentry_api.storage import Project
 from flask_sentry_api.storage import Storage
-
-
-def captured_statements(app: Flask, action: t.Callable[[], object]) -> list[tuple[str, t.Any]]:
-    engine = app.extensions["sqlalchemy"].engine
-    seen: list[tuple[str, t.Any]] = []
-
-    def record(conn: t.Any, cursor: t.Any, statement: str, parameters: t.Any, *args: t.Any) -> None:
-        seen.append((statement, parameters))
-
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
-        action()
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
-    return seen
+from tests.helpers import captured_statements
 
 
 def explain(app: Flask, statement: str, parameters: t.Any) -> str:

@@ -26,6 +26,7 @@ from datetime import timezone
 import pytest
 import requests
 import schemathesis
+import sqlalchemy as sa
 from flask import Flask
 from hypothesis import HealthCheck
 from hypothesis import settings
@@ -37,15 +38,14 @@ from flask_sentry_api import GroupQuery
 from flask_sentry_api import SentryAPI
 from flask_sentry_api import get_state
 from flask_sentry_api.memory_storage import MemoryStorage
-from flask_sentry_api.pagination import Window
 from flask_sentry_api.storage import ROLE_API
 from flask_sentry_api.storage import ROLE_STORE
 from flask_sentry_api.storage import Project
 from flask_sentry_api.storage import Storage
 from flask_sentry_api.testing import make_event
-
-from .conftest import LiveServer
-from .conftest import make_app
+from tests.helpers import EVERYTHING
+from tests.helpers import LiveServer
+from tests.helpers import make_app
 
 UTC = timezone.utc
 
@@ -72,7 +72,6 @@ CHECKS = [
 MISSING_ID = 987654321
 TAG_KEYS = ("level", "release", "server_name", "environment", "nothing")
 VERSIONS = ("2.0", "1.1", "9.9-missing")
-_ALL_ROWS = Window(op=None, value=0, descending=True, offset=0, limit=1000)
 
 
 def _served_document() -> dict[str, t.Any]:
@@ -191,8 +190,8 @@ def _top_up(live: LiveAPI) -> None:
     storage = get_state(live.app).storage
     with live.app.app_context():
         for project in (live.project, live.other):
-            groups = storage.list_groups(project.id, GroupQuery(status="unresolved"), _ALL_ROWS)
-            tags = storage.list_tag_values(project.id, "level", _ALL_ROWS)
+            groups = storage.list_groups(project.id, GroupQuery(status="unresolved"), EVERYTHING)
+            tags = storage.list_tag_values(project.id, "level", EVERYTHING)
             if len(groups) < 4 or not tags:
                 live.batches += 1
                 _add_groups(storage, project, live.batches, 6)
@@ -205,10 +204,10 @@ def _known_ids(live: LiveAPI) -> dict[str, list[t.Any]]:
     objects, then an id nothing has."""
     storage = get_state(live.app).storage
     with live.app.app_context():
-        own = storage.list_groups(live.project.id, GroupQuery(), _ALL_ROWS)
-        other = storage.list_groups(live.other.id, GroupQuery(), _ALL_ROWS)
-        own_events = [e.id for g in own[:3] for e in storage.list_events(g.id, _ALL_ROWS)]
-        other_events = [e.id for e in storage.list_events(other[0].id, _ALL_ROWS)][:1]
+        own = storage.list_groups(live.project.id, GroupQuery(), EVERYTHING)
+        other = storage.list_groups(live.other.id, GroupQuery(), EVERYTHING)
+        own_events = [e.id for g in own[:3] for e in storage.list_events(g.id, EVERYTHING)]
+        other_events = [e.id for e in storage.list_events(other[0].id, EVERYTHING)][:1]
     return {
         "project_id": [live.project.id, live.other.id, MISSING_ID],
         "group_id": [g.id for g in own[:8]] + [other[0].id, MISSING_ID],
@@ -354,17 +353,58 @@ def test_api_conforms_to_its_openapi_document(
     )
 
 
+class Saved(t.NamedTuple):
+    """Every row of the app's tables, to put the database back exactly as it was."""
+
+    rows: dict[sa.Table, list[dict[str, t.Any]]]
+
+
+def _save_rows(app: Flask) -> Saved:
+    with app.app_context():
+        db = app.extensions["sqlalchemy"]
+        with db.engine.connect() as connection:
+            return Saved(
+                {
+                    table: [dict(row._mapping) for row in connection.execute(sa.select(table))]
+                    for table in db.metadata.sorted_tables
+                }
+            )
+
+
+def _restore_rows(app: Flask, saved: Saved) -> None:
+    """Put back the saved rows (and, on PostgreSQL, the id sequences), so every scenario of
+    the state machine starts from the same data and gets the same answers."""
+    with app.app_context():
+        db = app.extensions["sqlalchemy"]
+        db.session.remove()
+        with db.engine.begin() as connection:
+            for table in reversed(db.metadata.sorted_tables):
+                connection.execute(table.delete())
+            for table in db.metadata.sorted_tables:
+                if saved.rows[table]:
+                    connection.execute(table.insert(), saved.rows[table])
+                if connection.dialect.name == "postgresql" and "id" in table.c:
+                    connection.execute(
+                        sa.text(
+                            "SELECT setval(pg_get_serial_sequence(:t, 'id'),"
+                            f" COALESCE((SELECT MAX(id) FROM {table.name}), 0) + 1, false)"
+                        ),
+                        {"t": table.name},
+                    )
+
+
 @pytest.mark.live
 def test_linked_operations_conform(live_api: LiveAPI) -> None:
     """Stateful: follow the document's links (group list -> group -> latest event -> event,
     release created -> read -> deleted, ...) and validate every response.
 
-    The server's data changes under the scenarios, so Hypothesis may find that replaying a
-    choice sequence draws different rules and raise ``Flaky``; like schemathesis's own
-    runner, that ends the run without failing it unless a check failed.
+    Every scenario starts from the same rows (put back before each), so a replayed choice
+    sequence meets the same answers; a ``Flaky`` outcome (a failure that does not
+    reproduce, or data generation that changes between runs) fails the test.
     """
     _top_up(live_api)
     known = _known_ids(live_api)
+    saved = _save_rows(live_api.app)
     base_url = f"{live_api.url}/api/0"
     failures: list[BaseException] = []
     linked_steps: dict[str, int] = {}
@@ -395,28 +435,25 @@ def test_linked_operations_conform(live_api: LiveAPI) -> None:
                 failures.append(exc)
                 raise
 
-        def teardown(self) -> None:
-            _top_up(live_api)
+        def setup(self) -> None:
+            _restore_rows(live_api.app, saved)
 
-    # A run that Hypothesis ends early as Flaky is followed by another (the server's data has
-    # moved on, so it goes elsewhere), up to a few runs.
-    flaky_runs = 0
-    for _ in range(3):
-        try:
-            Workflows.run(
-                settings=settings(
-                    max_examples=STATEFUL_EXAMPLES,
-                    stateful_step_count=6,
-                    deadline=None,
-                    derandomize=True,
-                    database=None,
-                    suppress_health_check=list(HealthCheck),
-                )
+    try:
+        Workflows.run(
+            settings=settings(
+                max_examples=STATEFUL_EXAMPLES,
+                stateful_step_count=6,
+                deadline=None,
+                derandomize=True,
+                database=None,
+                suppress_health_check=list(HealthCheck),
             )
-            break
-        except Flaky:
-            if failures:
-                raise failures[0] from None
-            flaky_runs += 1
-    print(f"\nstateful: {flaky_runs} runs ended as Flaky; linked steps: {linked_steps}")
+        )
+    except Flaky as flaky:
+        if failures:
+            raise failures[0] from flaky
+        pytest.fail(f"the stateful run ended as Flaky: {flaky}")
+    finally:
+        _restore_rows(live_api.app, saved)
+    print(f"\nstateful: linked steps: {linked_steps}")
     assert len(linked_steps) >= 10, linked_steps

@@ -32,9 +32,8 @@ from werkzeug.test import TestResponse
 
 import flask_sentry_api.auth
 import flask_sentry_api.ingest.auth
-import flask_sentry_api.ingest_views
+import flask_sentry_api.views.ingest
 from flask_sentry_api import get_state
-from flask_sentry_api.pagination import Window
 from flask_sentry_api.storage import ROLE_API
 from flask_sentry_api.storage import ROLE_STORE
 from flask_sentry_api.storage import STAT_RESOLUTIONS
@@ -46,8 +45,11 @@ from flask_sentry_api.storage import ProjectKey
 from flask_sentry_api.storage import Storage
 from flask_sentry_api.storage import Unavailable
 from flask_sentry_api.storage import epoch_seconds
-
-from .conftest import basic_auth
+from tests.helpers import EVERYTHING
+from tests.helpers import basic_auth
+from tests.helpers import envelope
+from tests.helpers import near_misses
+from tests.helpers import sentry_auth
 
 WEB_PREFIX = "/api/0/"
 #: Endpoints under the prefix that are public by design and not walked.
@@ -84,7 +86,6 @@ EXPECTED_WALK = {
 T0 = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
 STATS_START = epoch_seconds(T0) - 3 * 86400
 STATS_END = epoch_seconds(T0) + 3 * 86400
-EVERYTHING = Window(op=None, value=0, descending=True, offset=0, limit=10_000)
 TAG_KEYS = ("browser", "level", "release")
 
 
@@ -348,9 +349,7 @@ def store_body(event_id: str) -> bytes:
 
 
 def envelope_body(event_id: str) -> bytes:
-    payload = store_body(event_id)
-    header = json.dumps({"type": "event", "length": len(payload)}).encode()
-    return b"\n".join([json.dumps({"event_id": event_id}).encode(), header, payload]) + b"\n"
+    return envelope(({"type": "event"}, store_body(event_id)), header={"event_id": event_id})
 
 
 BODIES = {"store": store_body, "envelope": envelope_body}
@@ -358,13 +357,12 @@ BODIES = {"store": store_body, "envelope": envelope_body}
 
 def ingest_credentials(key: ProjectKey, where: str) -> tuple[dict[str, str], dict[str, str]]:
     """(headers, query) carrying ``key`` the way SDKs do."""
-    fields = f"sentry_key={key.public_key}, sentry_version=7, sentry_client=test/1.0"
     if where == "header":
-        return {"X-Sentry-Auth": f"Sentry {fields}"}, {}
+        return sentry_auth(key), {}
     if where == "header with secret":
-        return {"X-Sentry-Auth": f"Sentry {fields}, sentry_secret={key.secret_key}"}, {}
+        return sentry_auth(key, secret=key.secret_key), {}
     if where == "authorization header":
-        return {"Authorization": f"Sentry {fields}, sentry_secret={key.secret_key}"}, {}
+        return {"Authorization": sentry_auth(key, secret=key.secret_key)["X-Sentry-Auth"]}, {}
     assert where == "query string"
     return {}, {"sentry_key": key.public_key, "sentry_version": "7"}
 
@@ -473,10 +471,6 @@ def test_secrets_are_never_logged_or_echoed(
     group, event = seeded.group_ids[0], seeded.event_ids[0]
     ingest_path = f"/api/{pid}/store/"
 
-    def sentry_header(k: ProjectKey, secret: str) -> dict[str, str]:
-        fields = f"sentry_key={k.public_key}, sentry_version=7, sentry_secret={secret}"
-        return {"X-Sentry-Auth": f"Sentry {fields}"}
-
     def query_auth(k: ProjectKey, secret: str) -> dict[str, str]:
         return {"sentry_key": k.public_key, "sentry_version": "7", "sentry_secret": secret}
 
@@ -534,7 +528,7 @@ def test_secrets_are_never_logged_or_echoed(
         check(
             "ingest header secret",
             200,
-            client.post(ingest_path, data=body(), headers=sentry_header(key, key.secret_key)),
+            client.post(ingest_path, data=body(), headers=sentry_auth(key, secret=key.secret_key)),
         )
         check(
             "ingest query secret",
@@ -547,13 +541,13 @@ def test_secrets_are_never_logged_or_echoed(
             client.post(
                 f"/api/{pid}/envelope/",
                 data=envelope_body(uuid.uuid4().hex),
-                headers=sentry_header(key, key.secret_key),
+                headers=sentry_auth(key, secret=key.secret_key),
             ),
         )
         check(
             "ingest wrong secret header",
             401,
-            client.post(ingest_path, data=body(), headers=sentry_header(key, wrong)),
+            client.post(ingest_path, data=body(), headers=sentry_auth(key, secret=wrong)),
         )
         check(
             "ingest wrong secret query",
@@ -564,7 +558,7 @@ def test_secrets_are_never_logged_or_echoed(
             "ingest disabled key",
             401,
             client.post(
-                ingest_path, data=body(), headers=sentry_header(disabled, disabled.secret_key)
+                ingest_path, data=body(), headers=sentry_auth(disabled, secret=disabled.secret_key)
             ),
         )
         check(
@@ -765,7 +759,7 @@ def test_the_taint_check_catches_plain_comparisons() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    [flask_sentry_api.auth, flask_sentry_api.ingest_views, flask_sentry_api.ingest.auth],
+    [flask_sentry_api.auth, flask_sentry_api.views.ingest, flask_sentry_api.ingest.auth],
     ids=lambda module: module.__name__,
 )
 def test_secrets_are_never_compared_with_equality(module: types.ModuleType) -> None:
@@ -773,7 +767,10 @@ def test_secrets_are_never_compared_with_equality(module: types.ModuleType) -> N
 
 
 @pytest.mark.parametrize(
-    "module", [flask_sentry_api.auth, flask_sentry_api.ingest_views], ids=lambda m: m.__name__
+    # One key check (auth.check_key) serves the web API and ingestion.
+    "module",
+    [flask_sentry_api.auth],
+    ids=lambda m: m.__name__,
 )
 def test_secrets_are_compared_with_compare_digest(module: types.ModuleType) -> None:
     assert module.hmac is hmac  # type: ignore[attr-defined]
@@ -807,10 +804,17 @@ def test_compare_digest_runs_for_every_web_api_attempt(
         calls.clear()
         assert client.get(path, headers=headers).status_code == status
         assert len(calls) == 1, (headers, calls)
-    sentry = {
-        "X-Sentry-Auth": f"Sentry sentry_key={key.public_key}, sentry_version=7,"
-        f" sentry_secret={key.secret_key}"
-    }
+    # The whole given secret is compared with the whole stored one, right or wrong.
+    stored = key.secret_key.encode()
+    for given, status in [
+        (key.secret_key, 200),
+        ("0" * 32, 401),
+        *((s, 401) for s in near_misses(key.secret_key).values()),
+    ]:
+        calls.clear()
+        assert client.get(path, headers=basic_auth(key, secret=given)).status_code == status
+        assert calls == [(given.encode(), stored)], given
+    sentry = sentry_auth(key, secret=key.secret_key)
     calls.clear()
     response = client.post(
         f"/api/{seeded.project.id}/store/", data=store_body(uuid.uuid4().hex), headers=sentry
@@ -852,6 +856,25 @@ def test_unknown_key_and_wrong_secret_answer_identically(
         assert list(other.headers.items()) == list(first.headers.items())
 
 
+@pytest.mark.parametrize(("verb", "template", "body"), WEB_REQUESTS[:4])
+def test_web_api_refuses_a_secret_one_character_off(
+    app: Flask, client: FlaskClient, seeded: Seeded, verb: str, template: str, body: t.Any
+) -> None:
+    """The whole secret is checked: one of the right length that differs only in its last
+    (or first, or middle) character is a 401 like any wrong secret, and changes nothing."""
+    path = template.format(pid=seeded.project.id, gid=seeded.group_ids[0])
+    before = snapshot(app, seeded)
+    for name, secret in near_misses(seeded.key.secret_key).items():
+        assert len(secret) == len(seeded.key.secret_key) and secret != seeded.key.secret_key
+        response = send(client, verb, path, basic_auth(seeded.key, secret=secret), {}, body)
+        assert response.status_code == 401, (name, response.data)
+        assert response.json == {"detail": "Authentication credentials were not provided."}
+    assert changed_parts(before, snapshot(app, seeded)) == []
+    # Control: the same request with the key's own secret goes through.
+    response = send(client, verb, path, seeded.auth, {}, body)
+    assert 200 <= response.status_code < 300, response.data
+
+
 @pytest.mark.parametrize("kind", sorted(BODIES))
 @pytest.mark.parametrize("where", ["header", "query string"])
 def test_ingest_unknown_key_and_wrong_secret_answer_identically(
@@ -864,8 +887,7 @@ def test_ingest_unknown_key_and_wrong_secret_answer_identically(
         ("f" * 32, "0" * 32),
         ("f" * 32, key.secret_key),
     ]:
-        fields = f"sentry_key={public}, sentry_version=7, sentry_secret={secret}"
-        headers = {"X-Sentry-Auth": f"Sentry {fields}"} if where == "header" else {}
+        headers = sentry_auth(public, secret=secret) if where == "header" else {}
         query = (
             {"sentry_key": public, "sentry_version": "7", "sentry_secret": secret}
             if where == "query string"

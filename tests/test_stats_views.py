@@ -16,13 +16,10 @@ from flask_sentry_api.stats import period_buckets
 from flask_sentry_api.storage import NewEvent
 from flask_sentry_api.storage import Project
 from flask_sentry_api.storage import Storage
+from tests.helpers import at
 
 # 2026-01-01T00:00:00Z, a day boundary.
 DAY = 1767225600
-
-
-def at(seconds: int) -> datetime:
-    return datetime.fromtimestamp(seconds, timezone.utc)
 
 
 def save(storage: Storage, project: Project, when: int, group_hash: str = "g") -> None:
@@ -113,9 +110,8 @@ def test_bad_parameters_are_400(
 
 def test_bucket_limit_is_configurable(project: Project) -> None:
     from flask_sentry_api import get_state
-
-    from .conftest import basic_auth
-    from .conftest import make_app
+    from tests.helpers import basic_auth
+    from tests.helpers import make_app
 
     app = make_app({"SENTRY_API_STATS_MAX_BUCKETS": 5})
     with app.app_context():

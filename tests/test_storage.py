@@ -8,18 +8,21 @@ tables are dropped and recreated around every test.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import threading
 import typing as t
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from hypothesis import HealthCheck
+from hypothesis import example
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -140,6 +143,38 @@ def test_memory_storage_refuses_naive_datetimes() -> None:
     assert storage.project_stats(project.id, 10, 0, 2**40) == {}
 
 
+# -- SQLAlchemyStorage specifics ---------------------------------------------------------------
+def test_sqlite_function_goes_to_the_storage_engine_only(tmp_path: Path) -> None:
+    """The Unicode-aware lower() is added to the storage's engine (and to a connection it
+    opened before the storage used it), never to the host's other engines."""
+    lower = sa.text("SELECT sentry_api_lower('ÀB')")
+    host_engine = sa.create_engine("sqlite://")
+    flask_app = Flask(__name__)
+    flask_app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path / 'storage.db'}"
+    db = SQLAlchemy(flask_app)
+    storage = SQLAlchemyStorage(db)
+    try:
+        with flask_app.app_context():
+            with db.engine.connect() as early:  # pooled, then the storage's first connection
+                early.execute(sa.text("SELECT 1"))
+            storage.init_schema()
+            project = storage.create_project("P")
+            storage.save_event(project.id, make_event(title="ÉCLAIR"))
+            found = storage.list_groups(project.id, s.GroupQuery(text="éclair"), EVERYTHING)
+            assert [group.title for group in found] == ["ÉCLAIR"]
+            assert db.session.scalar(lower) == "àb"
+            with db.engine.connect() as second:  # opened while the session holds the first
+                assert second.scalar(lower) == "àb"
+            db.session.remove()
+        with host_engine.connect() as host:
+            with pytest.raises(sa.exc.OperationalError, match="no such function"):
+                host.execute(lower)
+    finally:
+        host_engine.dispose()
+        with flask_app.app_context():
+            db.engine.dispose()
+
+
 # -- differential: MemoryStorage and SQLAlchemyStorage answer alike -----------------------------
 OFFSETS = (0, 0.25, 0.5, 1, 1.75, 2, 3600, 7200.5, 86400)
 HASHES = ("a", "b", "c", "d", "e")
@@ -200,137 +235,206 @@ operations = st.lists(
 )
 
 
-def _normal(record: t.Any) -> t.Any:
-    """A record with the fields that depend on the wall clock made comparable.
+class _Ranks:
+    """Row ids replaced by their rank: the n-th event (group) created is event (group) n.
 
-    ``INSERT ... ON CONFLICT`` draws a new id even when it updates (PostgreSQL sequences,
-    SQLite ``AUTOINCREMENT``), so release and tag value ids have gaps there and only their
-    order is compared.
+    A conflicting ``INSERT ... ON CONFLICT DO NOTHING`` (an SDK retry) still draws a value
+    from a PostgreSQL sequence, as does a group created for a retried event and rolled back,
+    so its event and group ids have gaps that MemoryStorage's do not: ids are compared by
+    rank. Ids only grow, and every event or group is first seen in the result of the
+    ``save_event`` that created it, so the order first seen is the rank order.
     """
-    if isinstance(record, s.Group):
-        return dataclasses.replace(record, resolved_at=record.resolved_at is not None)  # type: ignore[arg-type]
-    if isinstance(record, s.Event):
-        return dataclasses.replace(record, date_received=None)  # type: ignore[arg-type]
-    if isinstance(record, (s.Note, s.Project)):
-        return dataclasses.replace(record, date_created=None)  # type: ignore[arg-type]
-    if isinstance(record, s.Release):
-        return dataclasses.replace(record, date_created=None, id=0)  # type: ignore[arg-type]
-    if isinstance(record, s.TagValue):
-        return dataclasses.replace(record, id=0)
-    if isinstance(record, s.TagKeySummary):
-        return dataclasses.replace(record, top_values=tuple(_normal(list(record.top_values))))
-    if isinstance(record, s.SavedEvent):
-        return dataclasses.replace(record, event=_normal(record.event), group=_normal(record.group))
-    if isinstance(record, list):
-        return [_normal(item) for item in record]
-    return record
 
+    def __init__(self) -> None:
+        self._ranks: dict[str, dict[int, int]] = {"event": {}, "group": {}}
 
-def _call(method: t.Callable[..., t.Any], *args: t.Any) -> t.Any:
-    try:
-        return ("ok", _normal(method(*args)))
-    except LookupError as exc:
-        return ("LookupError", type(exc).__name__)
-    except s.Conflict as exc:
-        return ("Conflict", exc.field)
-
-
-def _apply(storage: s.Storage, projects: list[int], op: tuple[t.Any, ...]) -> t.Any:
-    kind = op[0]
-    if kind == "save":
-        _, p, group_hash, offset, level, culprit, user, browser, release, seed = op
-        tags = (("level", level),)
-        tags += (("user", user),) if user else ()
-        tags += (("browser", browser),) if browser else ()
-        event = make_event(
-            event_id=f"{seed:032x}",
-            group_hash=group_hash,
-            title=f"Title {group_hash.upper()}",
-            message=f"message {group_hash}",
-            timestamp=T0 + timedelta(seconds=offset),
-            level=level,
-            culprit=culprit,
-            release=release,
-            tags=tags,
-            metadata={"hash": group_hash},
-            data={"n": seed},
-        )
-        return _call(storage.save_event, projects[p], event)
-    if kind == "update":
-        _, p, status, ids, changes = op
-        query = s.GroupQuery(status=status, ids=ids)
-        return _call(storage.update_groups, projects[p], query, changes)
-    if kind == "merge":
-        return _call(storage.merge_groups, projects[op[1]], op[2])
-    if kind == "delete":
-        return _call(storage.delete_groups, projects[op[1]], op[2])
-    if kind == "note":
-        existing = [g for g in range(1, 13) if storage.get_group(g) is not None]
-        if not existing:
+    def rank(self, kind: str, row_id: int | None) -> int | None:
+        if row_id is None:
             return None
-        return _call(storage.create_note, existing[op[1] % len(existing)], f"note {op[1]}")
-    if kind == "create_release":
-        return _call(storage.create_release, projects[op[1]], op[2])
-    if kind == "delete_release":
-        return _call(storage.delete_release, projects[op[1]], op[2])
-    if kind == "delete_tag_key":
-        return _call(storage.delete_tag_key, projects[op[1]], op[2])
-    raise AssertionError(op)
+        ranks = self._ranks[kind]
+        if row_id not in ranks:
+            assert all(row_id > seen for seen in ranks), f"{kind} ids out of order"
+            ranks[row_id] = len(ranks) + 1
+        return ranks[row_id]
+
+    def row_id(self, kind: str, rank: int) -> int:
+        """The id of the ``rank``-th row created, or one no row has."""
+        for row_id, known in self._ranks[kind].items():
+            if known == rank:
+                return row_id
+        return s.MAX_ID - rank
 
 
-def _observe(storage: s.Storage, projects: list[int]) -> list[t.Any]:
-    """Everything the Protocol can read, as comparable values."""
-    seen: list[t.Any] = [_normal([storage.get_project(p) for p in projects])]
-    queries = [
-        s.GroupQuery(),
-        s.GroupQuery(status="unresolved"),
-        s.GroupQuery(status="resolved"),
-        s.GroupQuery(tags=(("user", "id:1"),)),
-        s.GroupQuery(tags=(("user", "id:2"), ("level", "error"))),
-        s.GroupQuery(text="title b"),
-        s.GroupQuery(text="_B%"),
-        s.GroupQuery(since=T0 + timedelta(seconds=1), until=T0 + timedelta(seconds=3600)),
-    ]
-    group_ids: set[int] = set()
-    for project_id in projects:
-        for base in queries:
-            for sort in s.GROUP_SORTS:
-                query = dataclasses.replace(base, sort=sort)
-                rows = storage.list_groups(project_id, query, EVERYTHING)
-                group_ids.update(g.id for g in rows)
-                seen.append(_normal(rows))
-                keys = sorted({s.group_sort_key(g, sort) for g in rows})
-                for key in keys[:3] + keys[-2:]:
-                    seen.append(storage.count_groups_with_key(project_id, query, key))
-                    for op in ("<=", "==", ">"):
-                        for descending in (True, False):
-                            window = Window(op, key, descending, offset=1, limit=2)  # type: ignore[arg-type]
-                            seen.append(_normal(storage.list_groups(project_id, query, window)))
-        releases = storage.list_releases(project_id, EVERYTHING)
-        seen.append(_normal(releases))
-        seen.extend(_normal(storage.get_release(project_id, v)) for v in VERSIONS)
+class _Subject:
+    """One storage of the differential test, its two projects, and its ids' ranks."""
+
+    def __init__(self, storage: s.Storage) -> None:
+        self.storage = storage
+        self.ranks = _Ranks()
+        created = [storage.create_project("Same"), storage.create_project("Same")]
+        assert [p.slug for p in created] == ["same", "same-2"]
+        self.projects = [p.id for p in created]
+
+    def normal(self, record: t.Any) -> t.Any:
+        """A record made comparable: fields that depend on the wall clock blanked, event
+        and group ids replaced by their ranks.
+
+        ``INSERT ... ON CONFLICT`` draws a new id even when it updates (PostgreSQL
+        sequences, SQLite ``AUTOINCREMENT``), so release and tag value ids have gaps there
+        and only their order is compared.
+        """
+        rank, replace = self.ranks.rank, dataclasses.replace
+        if isinstance(record, s.Group):
+            resolved = record.resolved_at is not None
+            return replace(record, id=rank("group", record.id), resolved_at=resolved)  # type: ignore[arg-type]
+        if isinstance(record, s.Event):
+            ids = {"id": rank("event", record.id), "group_id": rank("group", record.group_id)}
+            return replace(record, date_received=None, **ids)  # type: ignore[arg-type]
+        if isinstance(record, s.Note):
+            return replace(record, date_created=None, group_id=rank("group", record.group_id))  # type: ignore[arg-type]
+        if isinstance(record, s.Project):
+            return replace(record, date_created=None)  # type: ignore[arg-type]
+        if isinstance(record, s.Release):
+            return replace(record, date_created=None, id=0)  # type: ignore[arg-type]
+        if isinstance(record, s.TagValue):
+            return replace(record, id=0)
+        if isinstance(record, s.TagKeySummary):
+            return replace(record, top_values=tuple(self.normal(list(record.top_values))))
+        if isinstance(record, s.SavedEvent):
+            return replace(record, event=self.normal(record.event), group=self.normal(record.group))
+        if isinstance(record, list):
+            return [self.normal(item) for item in record]
+        return record
+
+    def group_id(self, rank: int) -> int:
+        return self.ranks.row_id("group", rank)
+
+    def call(self, method: t.Callable[..., t.Any], *args: t.Any) -> t.Any:
+        try:
+            return ("ok", self.normal(method(*args)))
+        except LookupError as exc:
+            return ("LookupError", type(exc).__name__)
+        except s.Conflict as exc:
+            return ("Conflict", exc.field)
+
+    def apply(self, op: tuple[t.Any, ...]) -> t.Any:
+        """Run ``op``; the group ids it names are ranks (the n-th group created)."""
+        storage, projects, call = self.storage, self.projects, self.call
+        kind = op[0]
+        if kind == "save":
+            _, p, group_hash, offset, level, culprit, user, browser, release, seed = op
+            tags = (("level", level),)
+            tags += (("user", user),) if user else ()
+            tags += (("browser", browser),) if browser else ()
+            event = make_event(
+                event_id=f"{seed:032x}",
+                group_hash=group_hash,
+                title=f"Title {group_hash.upper()}",
+                message=f"message {group_hash}",
+                timestamp=T0 + timedelta(seconds=offset),
+                level=level,
+                culprit=culprit,
+                release=release,
+                tags=tags,
+                metadata={"hash": group_hash},
+                data={"n": seed},
+            )
+            return call(storage.save_event, projects[p], event)
+        if kind == "update":
+            _, p, status, ranks, changes = op
+            ids = None if ranks is None else tuple(self.group_id(r) for r in ranks)
+            query = s.GroupQuery(status=status, ids=ids)
+            return call(storage.update_groups, projects[p], query, changes)
+        if kind == "merge":
+
+            def merge(project_id: int, ids: list[int]) -> tuple[int | None, list[int | None]]:
+                parent, children = storage.merge_groups(project_id, ids)
+                rank = functools.partial(self.ranks.rank, "group")
+                return rank(parent), [rank(child) for child in children]
+
+            return call(merge, projects[op[1]], [self.group_id(r) for r in op[2]])
+        if kind == "delete":
+            return call(storage.delete_groups, projects[op[1]], [self.group_id(r) for r in op[2]])
+        if kind == "note":
+            existing = [g for g in range(1, 13) if storage.get_group(self.group_id(g)) is not None]
+            if not existing:
+                return None
+            group_id = self.group_id(existing[op[1] % len(existing)])
+            return call(storage.create_note, group_id, f"note {op[1]}")
+        if kind == "create_release":
+            return call(storage.create_release, projects[op[1]], op[2])
+        if kind == "delete_release":
+            return call(storage.delete_release, projects[op[1]], op[2])
+        if kind == "delete_tag_key":
+            return call(storage.delete_tag_key, projects[op[1]], op[2])
+        raise AssertionError(op)
+
+    def observe(self) -> list[t.Any]:
+        """Everything the Protocol can read, as comparable values."""
+        storage, normal = self.storage, self.normal
+        seen: list[t.Any] = [normal([storage.get_project(p) for p in self.projects])]
+        queries = [
+            s.GroupQuery(),
+            s.GroupQuery(status="unresolved"),
+            s.GroupQuery(status="resolved"),
+            s.GroupQuery(tags=(("user", "id:1"),)),
+            s.GroupQuery(tags=(("user", "id:2"), ("level", "error"))),
+            s.GroupQuery(text="title b"),
+            s.GroupQuery(text="_B%"),
+            s.GroupQuery(since=T0 + timedelta(seconds=1), until=T0 + timedelta(seconds=3600)),
+        ]
+        group_ids: set[int] = set()
+        for project_id in self.projects:
+            for base in queries:
+                for sort in s.GROUP_SORTS:
+                    query = dataclasses.replace(base, sort=sort)
+                    rows = storage.list_groups(project_id, query, EVERYTHING)
+                    group_ids.update(g.id for g in rows)
+                    seen.append(normal(rows))
+                    keys = sorted({s.group_sort_key(g, sort) for g in rows})
+                    for key in keys[:3] + keys[-2:]:
+                        seen.append(storage.count_groups_with_key(project_id, query, key))
+                        for op in ("<=", "==", ">"):
+                            for descending in (True, False):
+                                window = Window(op, key, descending, offset=1, limit=2)  # type: ignore[arg-type]
+                                seen.append(normal(storage.list_groups(project_id, query, window)))
+            releases = storage.list_releases(project_id, EVERYTHING)
+            seen.append(normal(releases))
+            seen.extend(normal(storage.get_release(project_id, v)) for v in VERSIONS)
+            for resolution in s.STAT_RESOLUTIONS:
+                seen.append(storage.project_stats(project_id, resolution, 0, 2**40))
+            for key in TAG_KEYS:
+                for group_id in (None, *sorted(group_ids)):
+                    values = storage.list_tag_values(project_id, key, EVERYTHING, group_id)
+                    seen.append(normal(values))
+                    for count in sorted({v.times_seen for v in values}):
+                        seen.append(
+                            storage.count_tag_values_with_key(project_id, key, count, group_id)
+                        )
+                        window = Window("==", count, True, offset=1, limit=2)
+                        seen.append(
+                            normal(storage.list_tag_values(project_id, key, window, group_id))
+                        )
+        ids = sorted(group_ids) + [self.group_id(999)]  # and a group that does not exist
         for resolution in s.STAT_RESOLUTIONS:
-            seen.append(storage.project_stats(project_id, resolution, 0, 2**40))
-        for key in TAG_KEYS:
-            for group_id in (None, *sorted(group_ids)):
-                values = storage.list_tag_values(project_id, key, EVERYTHING, group_id)
-                seen.append(_normal(values))
-                for count in sorted({v.times_seen for v in values}):
-                    seen.append(storage.count_tag_values_with_key(project_id, key, count, group_id))
-                    window = Window("==", count, True, offset=1, limit=2)
-                    seen.append(_normal(storage.list_tag_values(project_id, key, window, group_id)))
-    ids = sorted(group_ids | {999})
-    for resolution in s.STAT_RESOLUTIONS:
-        seen.append(storage.group_stats(ids, resolution, 0, 2**40))
-    for group_id in ids:
-        seen.append(_normal(storage.get_group(group_id)))
-        events = storage.list_events(group_id, EVERYTHING)
-        seen.append(_normal(events))
-        seen.append(_normal(storage.latest_event(group_id)))
-        seen.extend(storage.adjacent_events(event) for event in events)
-        seen.append(_normal(storage.list_notes(group_id, EVERYTHING)))
-        seen.append(_normal(storage.group_tag_keys(group_id, 2)))
-    return seen
+            stats = storage.group_stats(ids, resolution, 0, 2**40)
+            seen.append({self.ranks.rank("group", g): buckets for g, buckets in stats.items()})
+        for group_id in ids:
+            seen.append(normal(storage.get_group(group_id)))
+            events = storage.list_events(group_id, EVERYTHING)
+            seen.append(normal(events))
+            seen.append(normal(storage.latest_event(group_id)))
+            for event in events:
+                previous, following = storage.adjacent_events(event)
+                seen.append(
+                    (self.ranks.rank("event", previous), self.ranks.rank("event", following))
+                )
+            seen.append(normal(storage.list_notes(group_id, EVERYTHING)))
+            seen.append(normal(storage.group_tag_keys(group_id, 2)))
+        return seen
+
+
+RETRIED = (("a", 1), ("b", 1), ("b", 2), ("a", 3))
 
 
 @settings(
@@ -339,15 +443,13 @@ def _observe(storage: s.Storage, projects: list[int]) -> list[t.Any]:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(ops=operations)
+# A retry of event 1 under a new hash: on PostgreSQL its event and group ids are drawn and
+# rolled back, so the ids of event 2 and group "b" have gaps.
+@example(ops=[("save", 0, h, 0, "error", None, None, None, None, n) for h, n in RETRIED])
 def test_memory_storage_matches_sqlalchemy_storage(ops: list[tuple[t.Any, ...]]) -> None:
-    memory = MemoryStorage()
-    with sqlalchemy_storage(never_reuse_ids=True) as sql:
-        projects: dict[str, list[int]] = {}
-        for name, storage in (("memory", memory), ("sql", sql)):
-            created = [storage.create_project("Same"), storage.create_project("Same")]
-            assert [p.slug for p in created] == ["same", "same-2"]
-            projects[name] = [p.id for p in created]
-        assert projects["memory"] == projects["sql"]
+    with sqlalchemy_storage(never_reuse_ids=True) as sql_storage:
+        memory, sql = _Subject(MemoryStorage()), _Subject(sql_storage)
+        assert memory.projects == sql.projects
         for op in ops:
-            assert _apply(memory, projects["memory"], op) == _apply(sql, projects["sql"], op), op
-        assert _observe(memory, projects["memory"]) == _observe(sql, projects["sql"])
+            assert memory.apply(op) == sql.apply(op), op
+        assert memory.observe() == sql.observe()

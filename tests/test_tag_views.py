@@ -10,13 +10,13 @@ from datetime import timedelta
 from datetime import timezone
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_sentry_api.storage import NewEvent
 from flask_sentry_api.storage import Project
 from flask_sentry_api.storage import Storage
+from tests.helpers import captured_statements
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -165,18 +165,7 @@ def test_scoping(
 
 
 def statements_during(app: Flask, action: t.Callable[[], object]) -> list[str]:
-    engine = app.extensions["sqlalchemy"].engine
-    seen: list[str] = []
-
-    def record(conn: t.Any, cursor: t.Any, statement: str, *args: t.Any) -> None:
-        seen.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
-        action()
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
-    return seen
+    return [statement for statement, _ in captured_statements(app, action)]
 
 
 @pytest.mark.parametrize("events", [3, 300])

@@ -7,8 +7,10 @@ roles and the project. Every failure is an :class:`~flask_sentry_api.errors.APIE
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from ..errors import AuthenticationFailed
 from ..errors import BadRequest
@@ -41,7 +43,16 @@ class SentryAuth:
     client: str | None
 
 
-def parse_sentry_auth(headers: Mapping[str, str], args: Mapping[str, str]) -> SentryAuth:
+class Headers(Protocol):
+    """Request headers as :func:`parse_sentry_auth` reads them: a ``dict`` or Werkzeug's
+    ``Headers`` (which is no :class:`~collections.abc.Mapping`)."""
+
+    def get(self, key: str, /) -> str | None: ...
+
+    def items(self) -> Iterable[tuple[str, str]]: ...
+
+
+def parse_sentry_auth(headers: Headers, args: Mapping[str, str]) -> SentryAuth:
     """Read the credentials from ``X-Sentry-Auth``, ``Authorization`` or the query string.
 
     :param headers: the request headers (case-insensitive lookups are done here too, so a
@@ -87,7 +98,7 @@ def parse_sentry_auth(headers: Mapping[str, str], args: Mapping[str, str]) -> Se
     )
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
+def _header(headers: Headers, name: str) -> str | None:
     value = headers.get(name)
     if value is None:
         # Werkzeug's headers ignore case, a plain dict does not.

@@ -15,7 +15,6 @@ import json
 import math
 import zlib
 from typing import Any
-from typing import BinaryIO
 from typing import Literal
 from typing import Protocol
 
@@ -34,8 +33,14 @@ DEFAULT_MAX_INFLATED = 20 * 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
+class Readable(Protocol):
+    """What :func:`read_body` reads: any binary stream (``request.stream``, ``io.BytesIO``)."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
 def read_body(
-    stream: BinaryIO,
+    stream: Readable,
     *,
     content_encoding: str | None,
     max_body: int,

@@ -236,7 +236,8 @@ def _level(value: Any) -> str:
             return _LEVEL_NUMBERS.get(int(text), "error")
         return _LEVEL_NAMES.get(text, "error")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return _LEVEL_NUMBERS.get(value, "error") if as_int(value) is not None else "error"
+        number = as_int(value)
+        return _LEVEL_NUMBERS.get(number, "error") if number is not None else "error"
     return "error"
 
 
@@ -262,9 +263,9 @@ def _tags(
     value: Any, *, derived: tuple[tuple[str, str | None], ...]
 ) -> tuple[tuple[str, str], ...]:
     tags: dict[str, str] = {}
-    for key, text in derived:
-        if text:
-            tags[key] = text[:MAX_TAG_VALUE]
+    for derived_key, derived_text in derived:
+        if derived_text:
+            tags[derived_key] = derived_text[:MAX_TAG_VALUE]
     if isinstance(value, Mapping):
         items: list[Any] = list(value.items())
     elif isinstance(value, list):
@@ -319,8 +320,8 @@ def _frames_culprit(frames: list[dict[str, Any]]) -> str | None:
 
 
 def _frame_culprit(frame: Mapping[str, Any]) -> str | None:
-    where = frame["module"] or frame["filename"] or frame["abs_path"]
-    function = frame["function"]
+    where: str | None = frame["module"] or frame["filename"] or frame["abs_path"]
+    function: str | None = frame["function"]
     if where and function:
         return f"{where} in {function}"
     return where or function

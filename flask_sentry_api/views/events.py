@@ -6,28 +6,45 @@ import typing as t
 
 from flask import Response
 
-from . import errors
-from .blueprint import json_response
-from .pagination import paginate
-from .schemas import EventSchema
-from .storage import Event
-from .views import APIView
+from .. import errors
+from ..apidoc import Op
+from ..apidoc import link
+from ..http import json_response
+from ..schemas import EventSchema
+from ..schemas import PageArgsSchema
+from ..storage import Event
+from .base import FIRST_ID
+from .base import APIView
+
+#: Where an event in the response body leads: itself, its group, the group's events.
+_EVENT_GROUP = link("getGroupDetails", group_id="$response.body#/groupID")
+_EVENT_LINKS = {
+    "Event": link("getEventDetails", event_id="$response.body#/id"),
+    "Group": _EVENT_GROUP,
+}
+_NEIGHBOUR_LINKS = {
+    "Group": _EVENT_GROUP,
+    "GroupEvents": link("getGroupEvents", group_id="$response.body#/groupID"),
+}
 
 
 class GroupEventsView(APIView):
     """The events of a group, newest first."""
 
-    parameters = {"per_page": "page size (default 100)", "cursor": "from the Link header"}
+    operations = {
+        "get": Op(
+            "The group's events, newest first.",
+            body="Event",
+            many=True,
+            query=PageArgsSchema,
+            links={"FirstEvent": link("getEventDetails", event_id=FIRST_ID)},
+        ),
+    }
 
     def get(self, group_id: int) -> Response:
-        group, _ = self.group_for_key(group_id)
-        page = paginate(
-            lambda window: self.storage.list_events(group.id, window),
-            lambda event: event.id,
-            self.cursor(),
-            self.page_size(),
+        return self.group_list_response(
+            group_id, self.storage.list_events, EventSchema(many=True).dump
         )
-        return self.paginated(page, EventSchema(many=True).dump(page.rows))
 
 
 class EventDetailsMixin(APIView):
@@ -42,6 +59,8 @@ class EventDetailsMixin(APIView):
 class GroupLatestEventView(EventDetailsMixin):
     """The newest event of a group (404 when it has none)."""
 
+    operations = {"get": Op("The group's newest event.", body="EventDetails", links=_EVENT_LINKS)}
+
     def get(self, group_id: int) -> Response:
         group, _ = self.group_for_key(group_id)
         event = self.storage.latest_event(group.id)
@@ -52,6 +71,14 @@ class GroupLatestEventView(EventDetailsMixin):
 
 class EventDetailsView(EventDetailsMixin):
     """One event (by its numeric id) with the ids of its group's previous and next events."""
+
+    operations = {
+        "get": Op(
+            "One event with its neighbours in its group.",
+            body="EventDetails",
+            links=_NEIGHBOUR_LINKS,
+        ),
+    }
 
     def get(self, event_id: int) -> Response:
         event = self.storage.get_event(event_id)

@@ -10,31 +10,36 @@ from flask import Response
 from flask import request
 from flask import url_for
 
-from . import errors
-from .blueprint import json_body
-from .blueprint import json_response
-from .extension import get_state
-from .pagination import paginate
-from .schemas import BulkGroupUpdateSchema
-from .schemas import GroupUpdateSchema
-from .schemas import NoteCreateSchema
-from .schemas import NoteSchema
-from .schemas import dump_group_list
-from .search import parse_sort
-from .search import parse_stats_period
-from .search import parse_time_bound
-from .search import resolve_status_filter
-from .stats import fill_series
-from .stats import period_buckets
-from .storage import Group
-from .storage import GroupChanges
-from .storage import GroupQuery
-from .storage import Project
-from .storage import group_sort_key
-from .views import MAX_ID
-from .views import APIView
+from .. import errors
+from ..apidoc import Op
+from ..apidoc import link
+from ..http import json_body
+from ..http import json_response
+from ..schemas import BulkArgs
+from ..schemas import BulkDeleteArgsSchema
+from ..schemas import BulkGroupUpdateSchema
+from ..schemas import BulkUpdateArgsSchema
+from ..schemas import GroupListArgs
+from ..schemas import GroupListArgsSchema
+from ..schemas import GroupUpdateSchema
+from ..schemas import NoteCreateSchema
+from ..schemas import NoteSchema
+from ..schemas import PageArgsSchema
+from ..schemas import dump_group_list
+from ..state import get_state
+from ..stats import fill_series
+from ..stats import period_buckets
+from ..storage import MAX_ID
+from ..storage import Group
+from ..storage import GroupChanges
+from ..storage import GroupQuery
+from ..storage import Project
+from ..storage import group_sort_key
+from .base import FIRST_ID
+from .base import GROUP_FROM_PATH
+from .base import APIView
+from .base import group_links
 
-_BULK_PARAMS = frozenset({"id", "status", "query"})
 _FLAG_FIELDS = {"isBookmarked": "is_bookmarked", "hasSeen": "has_seen", "isPublic": "is_public"}
 _CHANGE_FIELDS = ("status", *_FLAG_FIELDS.values())
 
@@ -73,47 +78,6 @@ def dump_groups(
     return dumped if many else dumped[0]
 
 
-def _selection(*, default_unresolved: bool) -> GroupQuery:
-    """The groups selected by ``query``, ``status``, ``since``, ``until`` and ``sort``."""
-    args = request.args
-    status, parsed = resolve_status_filter(
-        args.get("query"), args.get("status"), default_unresolved=default_unresolved
-    )
-    since, until = args.get("since"), args.get("until")
-    return GroupQuery(
-        status=status,
-        tags=parsed.tags,
-        text=parsed.text,
-        since=parse_time_bound(since, param="since") if since else None,
-        until=parse_time_bound(until, param="until") if until else None,
-        sort=parse_sort(args.get("sort")),
-    )
-
-
-def _bulk_ids() -> tuple[int, ...] | None:
-    """The repeated ``id`` parameters of a bulk request (None when absent)."""
-    unknown = sorted(set(request.args) - _BULK_PARAMS)
-    if unknown:
-        raise errors.BadRequest(
-            f'Unknown query parameter "{unknown[0]}": bulk changes take only id, status and'
-            " query, so nothing is selected by accident."
-        )
-    raw = request.args.getlist("id")
-    if not raw:
-        return None
-    limit = get_state().settings.max_bulk_ids
-    if len(raw) > limit:
-        raise errors.BadRequest(f'Too many "id" parameters: {len(raw)}, at most {limit}.')
-    ids = []
-    for value in raw:
-        if not value.isascii() or not value.isdigit() or len(value) > 19 or int(value) > MAX_ID:
-            raise errors.BadRequest(
-                f'Invalid value for parameter "id": {value[:50]!r} is not a group id.'
-            )
-        ids.append(int(value))
-    return tuple(dict.fromkeys(ids))
-
-
 def _check_bulk_changes(
     raw: t.Mapping[str, t.Any], changes: t.Mapping[str, t.Any], ids: tuple[int, ...] | None
 ) -> None:
@@ -136,35 +100,51 @@ class ProjectGroupIndexView(APIView):
     of a selection (repeated ``id``, or ``status``/``query`` filters; without ids only
     ``status`` may change); DELETE removes the groups named by repeated ``id``."""
 
-    parameters = {
-        "query": "search: is:<status>, key:value tag filters, free text (default is:unresolved)",
-        "status": "unresolved | resolved | muted",
-        "sort": "date (default) | new | freq | priority",
-        "since": "lastSeen lower bound (Unix seconds or ISO 8601)",
-        "until": "lastSeen upper bound (Unix seconds or ISO 8601)",
-        "statsPeriod": "24h (default) | 14d | empty for no stats",
-        "limit": "page size, 1 to the maximum (default 100)",
-        "cursor": "from the Link header",
-        "id": "PUT/DELETE: a group id, repeatable",
+    operations = {
+        "get": Op(
+            "Search the project's groups, a page at a time.",
+            body="Group",
+            many=True,
+            query=GroupListArgsSchema,
+            links={
+                "FirstGroup": link("getGroupDetails", group_id=FIRST_ID),
+                "UpdateFirstGroup": link("putGroupDetails", group_id=FIRST_ID),
+                "FirstGroupLatestEvent": link("getGroupLatestEvent", group_id=FIRST_ID),
+                "FirstGroupTags": link("getGroupTags", group_id=FIRST_ID),
+                "FirstGroupNotes": link("getGroupNotes", group_id=FIRST_ID),
+            },
+        ),
+        "put": Op(
+            "Change the groups named by `id`, or the status of every group the filters select.",
+            body="BulkGroupUpdateResult",
+            query=BulkUpdateArgsSchema,
+            request="BulkGroupUpdate",
+            extra={204: "None of the groups named by `id` belongs to the project."},
+        ),
+        "delete": Op(
+            "Delete the groups named by `id`, with their events, notes and tag data.",
+            status=204,
+            query=BulkDeleteArgsSchema,
+        ),
     }
 
     def get(self, project_id: int) -> Response:
         project = self.project_for_key(project_id)
-        query = _selection(default_unresolved=True)
-        stats_period = parse_stats_period(request.args.get("statsPeriod"))
-        page = paginate(
+        args: GroupListArgs = self.query_args()
+        query = args.selection
+        return self.list_response(
             lambda window: self.storage.list_groups(project_id, query, window),
-            lambda group: group_sort_key(group, query.sort),
-            self.cursor(),
-            self.page_size(),
+            lambda groups: dump_groups(groups, project, args.stats_period),
+            key=lambda group: group_sort_key(group, query.sort),
+            page=args.page,
             count_key=lambda key: self.storage.count_groups_with_key(project_id, query, key),
         )
-        return self.paginated(page, dump_groups(page.rows, project, stats_period))
 
     def put(self, project_id: int) -> Response:
         self.project_for_key(project_id)
-        ids = _bulk_ids()
-        selection = dataclasses.replace(_selection(default_unresolved=False), ids=ids)
+        args: BulkArgs = self.query_args()
+        ids = args.ids
+        selection = dataclasses.replace(args.selection, ids=ids)
         raw = json_body()
         changes = BulkGroupUpdateSchema().load(raw)
         _check_bulk_changes(raw, changes, ids)
@@ -189,11 +169,7 @@ class ProjectGroupIndexView(APIView):
 
     def delete(self, project_id: int) -> Response:
         self.project_for_key(project_id)
-        ids = _bulk_ids()
-        if ids is None:
-            raise errors.BadRequest('Bulk delete needs at least one "id" parameter.')
-        if set(request.args) - {"id"}:
-            raise errors.BadRequest('Bulk delete selects groups by "id" only.')
+        ids: tuple[int, ...] = self.query_args()
         self.storage.delete_groups(project_id, ids)
         return json_response(None, 204)
 
@@ -201,6 +177,24 @@ class ProjectGroupIndexView(APIView):
 class GroupDetailsView(APIView):
     """One group. GET reads it, PUT changes status/isBookmarked/hasSeen/isPublic, DELETE
     removes it with its events, notes and tag data (202)."""
+
+    operations = {
+        "get": Op(
+            "Read the group (with 24h stats).",
+            body="Group",
+            links={
+                "Project": link("getProjectDetails", project_id="$response.body#/project/id"),
+                **group_links(GROUP_FROM_PATH),
+            },
+        ),
+        "put": Op(
+            "Change status, isBookmarked, hasSeen or isPublic.",
+            body="Group",
+            request="GroupUpdate",
+            links=group_links(GROUP_FROM_PATH),
+        ),
+        "delete": Op("Delete the group with its events, notes and tag data.", status=202),
+    }
 
     def get(self, group_id: int) -> Response:
         group, project = self.group_for_key(group_id)
@@ -226,17 +220,24 @@ class GroupDetailsView(APIView):
 class GroupNotesView(APIView):
     """Notes on a group: GET pages them newest first, POST {"text": ...} adds one."""
 
-    parameters = {"per_page": "page size (default 100)", "cursor": "from the Link header"}
+    operations = {
+        "get": Op("The group's notes, newest first.", body="Note", many=True, query=PageArgsSchema),
+        "post": Op(
+            "Add a note.",
+            status=201,
+            body="Note",
+            request="NoteCreate",
+            links={
+                "Group": link("getGroupDetails", group_id=GROUP_FROM_PATH),
+                **group_links(GROUP_FROM_PATH),
+            },
+        ),
+    }
 
     def get(self, group_id: int) -> Response:
-        group, _ = self.group_for_key(group_id)
-        page = paginate(
-            lambda window: self.storage.list_notes(group.id, window),
-            lambda note: note.id,
-            self.cursor(),
-            self.page_size(),
+        return self.group_list_response(
+            group_id, self.storage.list_notes, NoteSchema(many=True).dump
         )
-        return self.paginated(page, NoteSchema(many=True).dump(page.rows))
 
     def post(self, group_id: int) -> Response:
         group, _ = self.group_for_key(group_id)

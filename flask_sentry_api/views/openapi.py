@@ -8,9 +8,9 @@ from flask import Response
 from flask import current_app
 from flask import request
 
-from .blueprint import json_response
-from .openapi import openapi_document
-from .views import APIView
+from ..http import json_response
+from ..openapi import openapi_document
+from .base import APIView
 
 
 class OpenAPIView(APIView):

@@ -4,31 +4,65 @@ from __future__ import annotations
 
 from flask import Response
 
-from . import errors
-from .blueprint import json_body
-from .blueprint import json_response
-from .pagination import paginate
-from .schemas import ReleaseCreateSchema
-from .schemas import ReleaseSchema
-from .storage import Conflict
-from .views import APIView
+from .. import errors
+from ..apidoc import Op
+from ..apidoc import link
+from ..http import json_body
+from ..http import json_response
+from ..schemas import PageArgsSchema
+from ..schemas import ReleaseCreateSchema
+from ..schemas import ReleaseSchema
+from ..storage import Conflict
+from .base import PROJECT_FROM_PATH
+from .base import APIView
+from .base import project_links
 
 
 class ProjectReleasesView(APIView):
     """The project's releases: GET pages them newest first; POST {"version": ...} creates
     one (events' ``release`` values create them too)."""
 
-    parameters = {"per_page": "page size (default 100)", "cursor": "from the Link header"}
+    operations = {
+        "get": Op(
+            "The project's releases, newest first.",
+            body="Release",
+            many=True,
+            query=PageArgsSchema,
+            links={
+                "FirstRelease": link(
+                    "getReleaseDetails",
+                    project_id=PROJECT_FROM_PATH,
+                    version="$response.body#/0/version",
+                ),
+            },
+        ),
+        "post": Op(
+            "Create a release.",
+            status=201,
+            body="Release",
+            request="ReleaseCreate",
+            links={
+                **project_links(PROJECT_FROM_PATH),
+                "Release": link(
+                    "getReleaseDetails",
+                    project_id=PROJECT_FROM_PATH,
+                    version="$response.body#/version",
+                ),
+                "DeleteRelease": link(
+                    "deleteReleaseDetails",
+                    project_id=PROJECT_FROM_PATH,
+                    version="$response.body#/version",
+                ),
+            },
+        ),
+    }
 
     def get(self, project_id: int) -> Response:
         self.project_for_key(project_id)
-        page = paginate(
+        return self.list_response(
             lambda window: self.storage.list_releases(project_id, window),
-            lambda release: release.id,
-            self.cursor(),
-            self.page_size(),
+            ReleaseSchema(many=True).dump,
         )
-        return self.paginated(page, ReleaseSchema(many=True).dump(page.rows))
 
     def post(self, project_id: int) -> Response:
         self.project_for_key(project_id)
@@ -48,6 +82,11 @@ def _check_version(version: str) -> None:
 
 class ReleaseDetailsView(APIView):
     """One release of the project: GET reads it, DELETE removes it."""
+
+    operations = {
+        "get": Op("Read a release.", body="Release"),
+        "delete": Op("Delete a release.", status=204),
+    }
 
     def get(self, project_id: int, version: str) -> Response:
         self.project_for_key(project_id)

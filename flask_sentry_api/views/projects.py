@@ -4,16 +4,28 @@ from __future__ import annotations
 
 from flask import Response
 
-from .blueprint import json_body
-from .blueprint import json_response
-from .schemas import ProjectSchema
-from .schemas import ProjectUpdateSchema
-from .storage import Conflict
-from .views import APIView
+from ..apidoc import Op
+from ..http import json_body
+from ..http import json_response
+from ..schemas import ProjectSchema
+from ..schemas import ProjectUpdateSchema
+from ..storage import Conflict
+from .base import APIView
+from .base import project_links
 
 
 class ProjectDetailsView(APIView):
     """A project: GET reads it; PUT changes any of name, slug and isPublic."""
+
+    operations = {
+        "get": Op("Read the project.", body="Project", links=project_links("$response.body#/id")),
+        "put": Op(
+            "Change the project's name, slug or isPublic.",
+            body="Project",
+            request="ProjectUpdate",
+            links=project_links("$response.body#/id"),
+        ),
+    }
 
     def get(self, project_id: int) -> Response:
         return json_response(ProjectSchema().dump(self.project_for_key(project_id)))

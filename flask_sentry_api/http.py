@@ -1,0 +1,122 @@
+"""HTTP helpers shared by the web API and ingestion: JSON responses, the JSON error shape,
+request bodies and the headers every response of the package carries."""
+
+from __future__ import annotations
+
+import json
+import re
+import typing as t
+
+from flask import Response
+from flask import current_app
+from flask import jsonify
+from flask import request
+
+from . import errors
+from .auth import basic_auth
+from .state import get_state
+
+#: Every rule answers these, so an unsupported verb reaches the view and gets a JSON 405.
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+#: What may not travel in a header value: controls (CR/LF would be refused by Werkzeug)
+#: and anything outside ASCII (the server writes headers as Latin-1).
+_UNSAFE_HEADER_RE = re.compile(r"[^\x20-\x7e]")
+
+
+def json_response(
+    data: t.Any, status: int = 200, headers: t.Mapping[str, str] | None = None
+) -> Response:
+    """``data`` as JSON (``None``: an empty body, as for a 204)."""
+    response = (
+        jsonify(data)
+        if data is not None
+        else current_app.response_class(b"", mimetype="application/json")
+    )
+    response.status_code = status
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def error_response(error: errors.APIError) -> Response:
+    """``{"detail": ...}`` with the error's status and headers; a 401 challenges for Basic
+    credentials in the configured realm."""
+    response = json_response({"detail": error.detail}, error.status_code, error.headers)
+    if error.status_code == 401:
+        response.headers["WWW-Authenticate"] = basic_auth.authenticate_header()
+    return response
+
+
+def header_safe(text: str) -> str:
+    """``text`` with controls and non-ASCII characters escaped (``\\n``, ``\\u20ac``), so
+    it can be sent as a header value; printable ASCII is unchanged."""
+    return _UNSAFE_HEADER_RE.sub(lambda m: ascii(m.group())[1:-1], text)
+
+
+def add_standard_headers(response: Response) -> Response:
+    """After-request hook of both blueprints: ``Content-Language`` and the endpoint's
+    ``Allow``."""
+    response.headers["Content-Language"] = "en"
+    view = current_app.view_functions.get(request.endpoint or "")
+    allow_header = getattr(getattr(view, "view_class", None), "allow_header", None)
+    allow = allow_header() if allow_header is not None else ""
+    if allow:
+        response.headers["Allow"] = allow
+    return response
+
+
+# -- request bodies ----------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> t.NoReturn:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _storable(value: t.Any) -> bool:
+    if isinstance(value, str):
+        return _encodable(value)
+    if isinstance(value, dict):
+        return all(_storable(k) and _storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_storable(item) for item in value)
+    return True
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
+def json_body() -> dict[str, t.Any]:
+    """The request's JSON object (``{}`` when empty), bounded by SENTRY_API_MAX_BODY_SIZE."""
+    limit = get_state().settings.max_body_size
+    if request.content_length is not None and request.content_length > limit:
+        raise errors.PayloadTooLarge(f"Request body is larger than {limit} bytes.")
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise errors.PayloadTooLarge(f"Request body is larger than {limit} bytes.")
+    if not raw.strip():
+        return {}
+    mimetype = request.mimetype
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        shown = request.content_type or ""
+        raise errors.UnsupportedMediaType(f"Unsupported media type '{shown}' in request.")
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise errors.ParseError("JSON parse error - body is not valid UTF-8") from None
+    except RecursionError:
+        raise errors.ParseError("JSON parse error - nesting is too deep") from None
+    except ValueError as exc:
+        raise errors.ParseError(f"JSON parse error - {exc}") from None
+    if not isinstance(data, dict):
+        raise errors.ParseError("JSON parse error - expected an object")
+    if not _storable(data):
+        # Databases store neither NUL characters nor lone surrogates (from "\ud800"
+        # escapes): refuse them here rather than fail in the middle of a write.
+        raise errors.ParseError("JSON parse error - strings must be valid, NUL-free unicode")
+    return data

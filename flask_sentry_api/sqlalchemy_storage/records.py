@@ -1,0 +1,132 @@
+"""Rows to records: the frozen :mod:`flask_sentry_api.storage` dataclasses the SQL storage
+returns, built from ORM instances or plain result rows alike (attribute access only)."""
+
+from __future__ import annotations
+
+import typing as t
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from .. import storage as s
+
+#: A mapped instance or a result row: the mappers read attributes only.
+Row = t.Any
+
+
+def aware(value: datetime) -> datetime:
+    """``value`` with UTC attached when the database handed it back naive."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=s.UTC)
+
+
+def _aware_or_none(value: datetime | None) -> datetime | None:
+    return aware(value) if value is not None else None
+
+
+def group_columns(table: sa.Table) -> list[sa.ColumnElement[t.Any]]:
+    """The group table's columns, named like the mapped attributes :func:`group` reads."""
+    return [c.label("metadata_") if c.name == "metadata" else c for c in table.c]
+
+
+def project(row: Row) -> s.Project:
+    origins = tuple(o for o in (row.allowed_origins or "").split("\n") if o)
+    return s.Project(
+        id=row.id,
+        slug=row.slug,
+        name=row.name,
+        is_public=bool(row.is_public),
+        date_created=aware(row.date_created),
+        status=row.status,
+        allowed_origins=origins,
+    )
+
+
+def key(row: Row) -> s.ProjectKey:
+    return s.ProjectKey(
+        id=row.id,
+        project_id=row.project_id,
+        public_key=row.public_key,
+        secret_key=row.secret_key,
+        roles=row.roles,
+        is_active=bool(row.is_active),
+        date_added=aware(row.date_added),
+        label=row.label,
+    )
+
+
+def group(row: Row) -> s.Group:
+    return s.Group(
+        id=row.id,
+        project_id=row.project_id,
+        hash=row.hash,
+        title=row.title,
+        culprit=row.culprit,
+        message=row.message,
+        logger=row.logger,
+        level=row.level,
+        type=row.type,
+        metadata=row.metadata_ or {},
+        platform=row.platform,
+        status=row.status,
+        is_public=bool(row.is_public),
+        is_bookmarked=bool(row.is_bookmarked),
+        has_seen=bool(row.has_seen),
+        times_seen=int(row.times_seen),
+        user_count=int(row.user_count),
+        first_seen=aware(row.first_seen),
+        last_seen=aware(row.last_seen),
+        resolved_at=_aware_or_none(row.resolved_at),
+        num_comments=int(row.num_comments),
+        score=int(row.score),
+    )
+
+
+def event(row: Row) -> s.Event:
+    return s.Event(
+        id=row.id,
+        project_id=row.project_id,
+        group_id=row.group_id,
+        event_id=row.event_id,
+        message=row.message,
+        title=row.title,
+        culprit=row.culprit,
+        level=row.level,
+        logger=row.logger,
+        platform=row.platform,
+        datetime=aware(row.datetime),
+        date_received=aware(row.date_received),
+        release=row.release,
+        environment=row.environment,
+        user=row.user,
+        tags=tuple((str(k), str(v)) for k, v in (row.tags or [])),
+        data=row.data or {},
+    )
+
+
+def release(row: Row) -> s.Release:
+    return s.Release(
+        id=row.id,
+        project_id=row.project_id,
+        version=row.version,
+        date_created=aware(row.date_created),
+        first_event=_aware_or_none(row.first_event),
+        last_event=_aware_or_none(row.last_event),
+        new_groups=int(row.new_groups),
+    )
+
+
+def tag_value(row: Row) -> s.TagValue:
+    return s.TagValue(
+        id=row.id,
+        key=row.key,
+        value=row.value,
+        times_seen=int(row.times_seen),
+        first_seen=aware(row.first_seen),
+        last_seen=aware(row.last_seen),
+    )
+
+
+def note(row: Row) -> s.Note:
+    return s.Note(
+        id=row.id, group_id=row.group_id, text=row.text, date_created=aware(row.date_created)
+    )
