@@ -11,6 +11,7 @@ Request-scoped facts an output needs (the project, permalinks, stats) come throu
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import time
 import typing as t
@@ -617,6 +618,13 @@ def repeated_parameter(schema: type[QueryArgs], args: t.Mapping[str, t.Sequence[
             raise errors.BadRequest(f'Parameter "{name}" is given more than once.')
 
 
+@functools.cache
+def _instance(schema: type[QueryArgs]) -> QueryArgs:
+    # Building a schema costs more than loading a query string with it; loading keeps no
+    # state on the instance (the settings travel in QueryContext), so one serves all.
+    return schema()
+
+
 def load_query(
     schema: type[QueryArgs], args: t.Mapping[str, t.Sequence[str]], settings: Settings
 ) -> t.Any:
@@ -634,7 +642,7 @@ def load_query(
     }
     with QueryContext({"settings": settings}):
         try:
-            return schema().load(data)
+            return _instance(schema).load(data)
         except ValidationError as exc:
             # Only a missing required parameter gets here: the parsers raise BadRequest.
             problems = next(iter(t.cast(dict[str, list[str]], exc.messages).values()))
