@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import PathConverter
 
 from . import errors
+from .auth import basic_auth
 from .cli import cli
 from .http import ALL_METHODS
 from .http import add_standard_headers
@@ -150,7 +151,11 @@ def _as_api_error(error: HTTPException) -> errors.APIError:
 
 @blueprint.errorhandler(errors.APIError)
 def _handle_api_error(error: errors.APIError) -> Response:
-    return error_response(error)
+    response = error_response(error)
+    if error.status_code == 401:
+        # The web API asks for Basic credentials; SDKs (ingestion) are never challenged.
+        response.headers["WWW-Authenticate"] = basic_auth.authenticate_header()
+    return response
 
 
 @blueprint.errorhandler(ValidationError)

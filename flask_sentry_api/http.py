@@ -13,7 +13,6 @@ from flask import jsonify
 from flask import request
 
 from . import errors
-from .auth import basic_auth
 from .state import get_state
 
 #: Every rule answers these, so an unsupported verb reaches the view and gets a JSON 405.
@@ -40,12 +39,8 @@ def json_response(
 
 
 def error_response(error: errors.APIError) -> Response:
-    """``{"detail": ...}`` with the error's status and headers; a 401 challenges for Basic
-    credentials in the configured realm."""
-    response = json_response({"detail": error.detail}, error.status_code, error.headers)
-    if error.status_code == 401:
-        response.headers["WWW-Authenticate"] = basic_auth.authenticate_header()
-    return response
+    """``{"detail": ...}`` with the error's status and headers."""
+    return json_response({"detail": error.detail}, error.status_code, error.headers)
 
 
 def header_safe(text: str) -> str:

@@ -103,7 +103,6 @@ def envelope_payload(raw: bytes) -> dict[str, t.Any] | None:
 def ingest_error_response(error: errors.APIError) -> Response:
     """The JSON error, its text also in ``X-Sentry-Error`` (what SDKs log)."""
     response = error_response(error)
-    response.headers.pop("WWW-Authenticate", None)  # SDKs are not asked for Basic auth
     response.headers["X-Sentry-Error"] = header_safe(error.detail[:200])
     return response
 

@@ -53,6 +53,17 @@ class GroupTagsView(APIView):
         return json_response(TagKeySchema(many=True).dump(summaries))
 
 
+def _values_operations(scope: str) -> dict[str, Op]:
+    return {
+        "get": Op(
+            f"Values of a tag key in the {scope}, most seen first.",
+            body="TagValue",
+            many=True,
+            query=PageArgsSchema,
+        ),
+    }
+
+
 class TagValuesView(APIView):
     """Values of one tag key, most seen first (404 when the key has none)."""
 
@@ -76,14 +87,7 @@ class TagValuesView(APIView):
 class GroupTagValuesView(TagValuesView):
     """Values of one tag key within a group, most seen first."""
 
-    operations = {
-        "get": Op(
-            "Values of a tag key in the group, most seen first.",
-            body="TagValue",
-            many=True,
-            query=PageArgsSchema,
-        ),
-    }
+    operations = _values_operations("group")
 
     def get(self, group_id: int, key: str) -> Response:
         group, project = self.group_for_key(group_id)
@@ -93,14 +97,7 @@ class GroupTagValuesView(TagValuesView):
 class ProjectTagValuesView(TagValuesView):
     """Values of one tag key across the project, most seen first."""
 
-    operations = {
-        "get": Op(
-            "Values of a tag key in the project, most seen first.",
-            body="TagValue",
-            many=True,
-            query=PageArgsSchema,
-        ),
-    }
+    operations = _values_operations("project")
 
     def get(self, project_id: int, key: str) -> Response:
         self.project_for_key(project_id)
