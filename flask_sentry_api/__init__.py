@@ -12,10 +12,13 @@ from .errors import ConfigurationError as ConfigurationError
 from .pagination import Cursor as Cursor
 from .storage import ROLE_API as ROLE_API
 from .storage import ROLE_STORE as ROLE_STORE
+from .storage import SCOPES as SCOPES
+from .storage import AuthToken as AuthToken
 from .storage import GroupQuery as GroupQuery
 from .storage import NewEvent as NewEvent
 from .storage import ProjectKey as ProjectKey
 from .storage import Storage as Storage
+from .storage import TokenStorage as TokenStorage
 
 if t.TYPE_CHECKING:
     from .blueprint import blueprint as blueprint
@@ -28,7 +31,9 @@ if t.TYPE_CHECKING:
 __all__ = [
     "ROLE_API",
     "ROLE_STORE",
+    "SCOPES",
     "APIError",
+    "AuthToken",
     "ConfigurationError",
     "Cursor",
     "GroupQuery",
@@ -38,6 +43,7 @@ __all__ = [
     "SentryAPI",
     "State",
     "Storage",
+    "TokenStorage",
     "blueprint",
     "get_state",
     "ingest_blueprint",

@@ -46,3 +46,5 @@ class Op:
     #: Other success statuses, without a body, and what they mean.
     extra: t.Mapping[int, str] = dataclasses.field(default_factory=dict)
     links: t.Mapping[str, Link] = dataclasses.field(default_factory=dict)
+    #: The token scope it needs, when not the one its view's kind and the verb imply.
+    scope: str | None = None

@@ -1,20 +1,26 @@
-"""Project-key authentication: the one key check of the web API and of ingestion.
+"""Authentication: the one key check of the web API and of ingestion, and auth tokens.
 
 Parsing, verifying and challenging are kept apart, as in DRF's ``authentication.py``:
-the web API's Basic credentials are parsed by Flask-HTTPAuth (:data:`basic_auth`), an SDK's
-by :func:`flask_sentry_api.ingest.auth.parse_sentry_auth`; both are verified by
-:func:`check_key`; the 401 challenge comes from :meth:`RealmBasicAuth.authenticate_header`.
+the web API's credentials are parsed by Flask-HTTPAuth (:data:`basic_auth` for project keys
+and ``<token>:``, :data:`token_auth` for ``Bearer <token>``), an SDK's by
+:func:`flask_sentry_api.ingest.auth.parse_sentry_auth`; keys are verified by
+:func:`check_key`, tokens by :func:`check_token`; the 401 challenge comes from
+:func:`challenge`. Either way the request then acts as a :class:`Credential`.
 
 An unknown key and a wrong secret get the same 401 after the same constant-time
-comparison, so responses do not reveal which public keys exist.
+comparison, so responses do not reveal which public keys exist. A DSN's public key alone
+(Basic ``<public>:``) is never a credential: an empty password means a token.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import typing as t
 
+from flask import request
 from flask_httpauth import HTTPBasicAuth
+from flask_httpauth import HTTPTokenAuth
 
 from .errors import AuthenticationFailed
 from .errors import PermissionDenied
@@ -23,7 +29,11 @@ from .ingest.auth import SentryAuth
 from .state import get_state
 from .storage import ROLE_API
 from .storage import ROLE_STORE
+from .storage import SCOPES
+from .storage import AuthToken
 from .storage import ProjectKey
+from .tokens import allows
+from .tokens import plausible_token
 
 #: Compared against when the key is unknown, so both failures cost the same.
 _UNKNOWN_KEY_SECRET = b"0" * 32
@@ -77,6 +87,41 @@ def check_sdk_credentials(credentials: SentryAuth, project_id: int) -> ProjectKe
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class Credential:
+    """Who a web API request acts as: one project, and the scopes it holds there.
+
+    A project key with the Web API role holds every scope; a token holds its own.
+    """
+
+    project_id: int
+    scopes: frozenset[str]
+    key: ProjectKey | None = None
+    token: AuthToken | None = None
+
+    def allows(self, scope: str) -> bool:
+        return allows(self.scopes, scope)
+
+    @property
+    def scope_list(self) -> list[str]:
+        return [scope for scope in SCOPES if scope in self.scopes]
+
+
+def check_token(token: str) -> Credential:
+    """The credential an auth token grants.
+
+    :raises AuthenticationFailed: unknown or revoked token (the same 401 as a bad key).
+    """
+    found = get_state().token_lookup(token) if plausible_token(token) else None
+    if found is None:
+        raise AuthenticationFailed(_INVALID[ROLE_API])
+    return Credential(found.project_id, frozenset(found.scopes), token=found)
+
+
+def key_credential(key: ProjectKey) -> Credential:
+    return Credential(key.project_id, frozenset(SCOPES), key=key)
+
+
 class RealmBasicAuth(HTTPBasicAuth):
     """Flask-HTTPAuth's Basic scheme, challenging in the app's ``SENTRY_API_AUTH_REALM``
     (the realm is per app, so it cannot be a constructor argument)."""
@@ -85,20 +130,48 @@ class RealmBasicAuth(HTTPBasicAuth):
         return f'Basic realm="{get_state().settings.auth_realm}"'
 
 
+class RealmTokenAuth(HTTPTokenAuth):
+    """``Authorization: Bearer <token>``, challenging in the app's realm."""
+
+    def authenticate_header(self) -> str:
+        return f'Bearer realm="{get_state().settings.auth_realm}"'
+
+
 basic_auth = RealmBasicAuth()
+token_auth = RealmTokenAuth(scheme="Bearer")
 
 
 @basic_auth.verify_password
-def _verify_password(username: str, password: str) -> ProjectKey:
+def _verify_password(username: str, password: str) -> Credential:
     # Failures raise: the blueprint renders them as JSON, and a 403 carries no challenge.
-    return check_key(username, password, role=ROLE_API)
+    if not password:
+        # sentry-cli 2 sends its API key (here: a token) as the username, password empty.
+        return check_token(username)
+    return key_credential(check_key(username, password, role=ROLE_API))
+
+
+@token_auth.verify_token
+def _verify_token(token: str) -> Credential:
+    return check_token(token)
 
 
 @basic_auth.error_handler
-def _auth_error(status: int) -> t.NoReturn:  # pragma: no cover - check_key raises first
+@token_auth.error_handler
+def _auth_error(status: int) -> t.NoReturn:  # pragma: no cover - the checks raise first
     raise AuthenticationFailed()
 
 
-def current_key() -> ProjectKey:
-    """The key that authenticated the current request."""
-    return t.cast(ProjectKey, basic_auth.current_user())
+def uses_bearer() -> bool:
+    """Whether the current request authenticates with ``Authorization: Bearer``."""
+    return bool(token_auth.is_compatible_auth(request.headers))
+
+
+def challenge() -> str:
+    """The ``WWW-Authenticate`` value of a 401: the scheme the request tried (Basic
+    when it tried none)."""
+    return (token_auth if uses_bearer() else basic_auth).authenticate_header()
+
+
+def current_credential() -> Credential:
+    """The credential that authenticated the current request."""
+    return t.cast(Credential, basic_auth.current_user())

@@ -10,6 +10,7 @@ commands. Each blueprint renders its own errors as JSON ``{"detail": ...}``; ing
 from __future__ import annotations
 
 import logging
+import re
 import typing as t
 
 from flask import Blueprint
@@ -19,10 +20,11 @@ from flask import request
 from flask.blueprints import BlueprintSetupState
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BaseConverter
 from werkzeug.routing import PathConverter
 
 from . import errors
-from .auth import basic_auth
+from .auth import challenge
 from .cli import cli
 from .http import ALL_METHODS
 from .http import add_standard_headers
@@ -35,10 +37,15 @@ from .storage import Unavailable
 from .views.base import IndexView
 from .views.base import NotFoundView
 from .views.events import EventDetailsView
+from .views.events import GroupEventDetailsView
 from .views.events import GroupEventsView
 from .views.events import GroupLatestEventView
+from .views.events import ProjectEventDetailsView
+from .views.events import ProjectEventsView
+from .views.events import SDKEventDetailsView
 from .views.groups import GroupDetailsView
 from .views.groups import GroupNotesView
+from .views.groups import OrganizationIssuesView
 from .views.groups import ProjectGroupIndexView
 from .views.ingest import IngestView
 from .views.ingest import add_cors_headers
@@ -46,7 +53,13 @@ from .views.ingest import envelope_payload
 from .views.ingest import ingest_error_response
 from .views.ingest import store_payload
 from .views.openapi import OpenAPIView
+from .views.organizations import OrganizationDetailsView
+from .views.organizations import OrganizationIndexView
+from .views.organizations import OrganizationProjectsView
+from .views.organizations import ProjectKeysView
 from .views.projects import ProjectDetailsView
+from .views.releases import OrganizationReleaseDetailsView
+from .views.releases import OrganizationReleasesView
 from .views.releases import ProjectReleasesView
 from .views.releases import ReleaseDetailsView
 from .views.stats import GroupStatsView
@@ -70,20 +83,45 @@ class AnyPathConverter(PathConverter):
 
 
 ANY_PATH_CONVERTER = "sentry_api_any_path"
+ORGANIZATION_CONVERTER = "sentry_api_organization"
+SDK_EVENT_ID_CONVERTER = "sentry_api_sdk_event_id"
+
+
+class SDKEventIdConverter(BaseConverter):
+    """An SDK's event id (32 hex digits, or a UUID), tried before ``int``: an id whose hex
+    digits all happen to be decimal is still the SDK's, not a row id."""
+
+    regex = "[0-9a-fA-F]{32}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}"
+    weight = 10
+
+
+def organization_converter(slug: str) -> type[BaseConverter]:
+    """A converter matching only the app's organization slug: a path naming another
+    organization is no endpoint at all (a 404 before anything else)."""
+    return type("OrganizationConverter", (BaseConverter,), {"regex": re.escape(slug)})
 
 
 @blueprint.record_once
 def _on_register(setup: BlueprintSetupState) -> None:
     app = t.cast(Flask, setup.app)
     app.url_map.converters[ANY_PATH_CONVERTER] = AnyPathConverter
+    app.url_map.converters[SDK_EVENT_ID_CONVERTER] = SDKEventIdConverter
     if EXTENSION_KEY not in app.extensions:
         # Registered with app.register_blueprint(): build the state from app.config.
         app.extensions[EXTENSION_KEY] = build_state(app)
+    organization = get_state(app).settings.organization
+    app.url_map.converters[ORGANIZATION_CONVERTER] = organization_converter(organization)
     app.register_blueprint(ingest_blueprint, url_prefix=get_state(app).settings.ingest_url_prefix)
     app.cli.add_command(cli)
 
 
 # -- URL rules ---------------------------------------------------------------------------
+
+#: Sentry's later paths (SPEC §10): a project by organization and slug (or id), an issue by
+#: id or short id.
+_PROJECT = f"/projects/<{ORGANIZATION_CONVERTER}:organization_slug>/<project_id_or_slug>"
+_ORGANIZATION = f"/organizations/<{ORGANIZATION_CONVERTER}:organization_slug>"
+_ISSUE = "/issues/<issue_id>"
 
 _WEB_RULES: list[tuple[str, str, t.Any]] = [
     ("/", "index", IndexView),
@@ -102,6 +140,36 @@ _WEB_RULES: list[tuple[str, str, t.Any]] = [
     ("/projects/<int:project_id>/releases/<version>/", "release_details", ReleaseDetailsView),
     ("/projects/<int:project_id>/tags/<key>/", "project_tag_key", ProjectTagKeyView),
     ("/projects/<int:project_id>/tags/<key>/values/", "project_tag_values", ProjectTagValuesView),
+    (f"/events/<{SDK_EVENT_ID_CONVERTER}:event_id>/", "sdk_event_details", SDKEventDetailsView),
+    ("/organizations/", "organizations", OrganizationIndexView),
+    (f"{_ORGANIZATION}/", "organization_details", OrganizationDetailsView),
+    (f"{_ORGANIZATION}/projects/", "organization_projects", OrganizationProjectsView),
+    (f"{_ORGANIZATION}/issues/", "organization_issues", OrganizationIssuesView),
+    (f"{_ORGANIZATION}/issues/<issue_id>/", "organization_issue_details", GroupDetailsView),
+    (f"{_ORGANIZATION}/releases/", "organization_releases", OrganizationReleasesView),
+    (
+        f"{_ORGANIZATION}/releases/<version>/",
+        "organization_release_details",
+        OrganizationReleaseDetailsView,
+    ),
+    (f"{_PROJECT}/", "org_project_details", ProjectDetailsView),
+    (f"{_PROJECT}/issues/", "org_project_issues", ProjectGroupIndexView),
+    (f"{_PROJECT}/groups/", "org_project_groups", ProjectGroupIndexView),
+    (f"{_PROJECT}/events/", "org_project_events", ProjectEventsView),
+    (f"{_PROJECT}/events/<event_id>/", "org_project_event_details", ProjectEventDetailsView),
+    (f"{_PROJECT}/releases/", "org_project_releases", ProjectReleasesView),
+    (f"{_PROJECT}/releases/<version>/", "org_project_release_details", ReleaseDetailsView),
+    (f"{_PROJECT}/keys/", "org_project_keys", ProjectKeysView),
+    (f"{_PROJECT}/stats/", "org_project_stats", ProjectStatsView),
+    (f"{_PROJECT}/tags/<key>/", "org_project_tag_key", ProjectTagKeyView),
+    (f"{_PROJECT}/tags/<key>/values/", "org_project_tag_values", ProjectTagValuesView),
+    (f"{_ISSUE}/", "issue_details", GroupDetailsView),
+    (f"{_ISSUE}/events/", "issue_events", GroupEventsView),
+    (f"{_ISSUE}/events/<event_id>/", "issue_event_details", GroupEventDetailsView),
+    (f"{_ISSUE}/notes/", "issue_notes", GroupNotesView),
+    (f"{_ISSUE}/tags/", "issue_tags", GroupTagsView),
+    (f"{_ISSUE}/tags/<key>/values/", "issue_tag_values", GroupTagValuesView),
+    (f"{_ISSUE}/stats/", "issue_stats", GroupStatsView),
     ("/openapi.json", "openapi", OpenAPIView),
     # Last: anything else under the prefix is a JSON 404.
     (f"/<{ANY_PATH_CONVERTER}:unknown>", "not_found", NotFoundView),
@@ -153,8 +221,9 @@ def _as_api_error(error: HTTPException) -> errors.APIError:
 def _handle_api_error(error: errors.APIError) -> Response:
     response = error_response(error)
     if error.status_code == 401:
-        # The web API asks for Basic credentials; SDKs (ingestion) are never challenged.
-        response.headers["WWW-Authenticate"] = basic_auth.authenticate_header()
+        # The web API asks for credentials in the scheme the request tried (Basic when it
+        # tried none); SDKs (ingestion) are never challenged.
+        response.headers["WWW-Authenticate"] = challenge()
     return response
 
 

@@ -1,5 +1,5 @@
-"""The ``flask sentry-api`` commands: create tables, projects and keys; disable keys; seed
-demo data."""
+"""The ``flask sentry-api`` commands: create tables, projects, keys and auth tokens;
+disable keys, revoke tokens; seed demo data."""
 
 from __future__ import annotations
 
@@ -11,15 +11,22 @@ from urllib.parse import urlsplit
 import click
 from flask.cli import AppGroup
 
+from .schemas import format_dsn
 from .seed import MAX_EVENTS_PER_GROUP
 from .seed import seed_demo
 from .state import get_state
+from .storage import MAX_TOKEN_LABEL
 from .storage import ROLE_API
 from .storage import ROLE_NAMES
 from .storage import ROLE_STORE
+from .storage import SCOPES
+from .storage import AuthToken
 from .storage import Conflict
 from .storage import ProjectKey
 from .storage import Storage
+from .storage import TokenStorage
+from .tokens import hash_token
+from .tokens import new_token
 
 cli = AppGroup("sentry-api", help="Manage the Sentry-compatible API's projects and keys.")
 
@@ -35,8 +42,7 @@ def make_dsn(base_url: str, key: ProjectKey) -> str:
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise click.BadParameter(f"{base_url!r} is not an http(s) URL", param_hint="--url")
-    path = parts.path.rstrip("/")
-    return f"{parts.scheme}://{key.public_key}@{parts.netloc}{path}/{key.project_id}"
+    return format_dsn(base_url, key.public_key, key.project_id)
 
 
 def _print_key(key: ProjectKey, slug: str | None, base_url: str, as_json: bool) -> None:
@@ -155,3 +161,89 @@ def seed_demo_command(project_id: int, groups: int, events_per_group: int, seed:
         f"Seeded project {project_id}: {result.groups} groups, {result.events} events in "
         f"{result.seconds:.1f} s ({result.rate:,.0f} groups/s)."
     )
+
+
+def _token_storage(storage: Storage | None = None) -> TokenStorage:
+    storage = storage if storage is not None else _storage()
+    if not isinstance(storage, TokenStorage):
+        raise click.UsageError(
+            f"The storage ({type(storage).__name__}) keeps no auth tokens: give it the"
+            " flask_sentry_api.storage.TokenStorage methods, or inject SENTRY_API_TOKEN_LOOKUP."
+        )
+    return storage
+
+
+def _token_record(token: AuthToken) -> dict[str, t.Any]:
+    return {
+        "id": str(token.id),
+        "project": str(token.project_id),
+        "scopes": list(token.scopes),
+        "label": token.label,
+        "tokenLastCharacters": token.last_characters,
+        "dateCreated": token.date_created.isoformat(),
+    }
+
+
+@cli.command("create-token")
+@click.argument("project_id", type=int)
+@click.option(
+    "--scopes",
+    "scopes",
+    multiple=True,
+    type=click.Choice(SCOPES),
+    help="A scope the token grants; repeatable. Default: all of them.",
+)
+@click.option("--label", help="What the token is for (shown by list-tokens).")
+@json_option
+def create_token(
+    project_id: int, scopes: t.Sequence[str], label: str | None, as_json: bool
+) -> None:
+    """Create an auth token for a project (for sentry-cli and other tools: ``Bearer``).
+
+    The token is printed once; only its hash is stored.
+    """
+    storage = _storage()
+    tokens = _token_storage(storage)
+    if storage.get_project(project_id) is None:
+        raise click.BadParameter(f"no project with id {project_id}", param_hint="PROJECT_ID")
+    if label is not None and len(label) > MAX_TOKEN_LABEL:
+        raise click.BadParameter(f"at most {MAX_TOKEN_LABEL} characters", param_hint="--label")
+    token = new_token()
+    chosen = tuple(scope for scope in SCOPES if scope in (scopes or SCOPES))
+    stored = tokens.create_token(
+        project_id, hash_token(token), chosen, label=label, last_characters=token[-4:]
+    )
+    if as_json:
+        record = {"token": token, "id": str(stored.id), "project": str(project_id)}
+        click.echo(json.dumps({**record, "scopes": chosen}))
+        return
+    click.echo(f"token:     {token}")
+    click.echo(f"id:        {stored.id}")
+    click.echo(f"project:   {project_id}")
+    click.echo(f"scopes:    {' '.join(chosen)}")
+    click.echo("Keep the token now: it is not stored and cannot be shown again.", err=True)
+
+
+@cli.command("list-tokens")
+@click.option("--project", "project_id", type=int, help="Only this project's tokens.")
+@json_option
+def list_tokens(project_id: int | None, as_json: bool) -> None:
+    """List auth tokens (never the tokens themselves: their last characters)."""
+    tokens = _token_storage().list_tokens(project_id)
+    if as_json:
+        click.echo(json.dumps([_token_record(token) for token in tokens]))
+        return
+    for token in tokens:
+        click.echo(
+            f"{token.id}\tproject {token.project_id}\t…{token.last_characters}"
+            f"\t{' '.join(token.scopes)}\t{token.label or ''}".rstrip()
+        )
+
+
+@cli.command("revoke-token")
+@click.argument("token_id", type=int)
+def revoke_token(token_id: int) -> None:
+    """Revoke an auth token (its id is in list-tokens): it stops working at once."""
+    if not _token_storage().delete_token(token_id):
+        raise click.BadParameter(f"no token with id {token_id}", param_hint="TOKEN_ID")
+    click.echo(f"Token {token_id} is revoked.")

@@ -12,6 +12,8 @@ import string
 import typing as t
 
 from .errors import ConfigurationError
+from .storage import MAX_SLUG_LENGTH
+from .storage import slugify
 
 #: Every setting, its default, and what it means (the README lists the same table).
 DEFAULTS: dict[str, t.Any] = {
@@ -21,6 +23,11 @@ DEFAULTS: dict[str, t.Any] = {
     # ``callable(public_key) -> ProjectKey | None`` or a "module:attr" string; None asks
     # the storage.
     "SENTRY_API_KEY_LOOKUP": None,
+    # ``callable(token) -> AuthToken | None`` or a "module:attr" string; None asks the
+    # storage (by the token's hash) when it keeps tokens.
+    "SENTRY_API_TOKEN_LOOKUP": None,
+    # The slug of the one organization in /organizations/<org>/ and /projects/<org>/... paths.
+    "SENTRY_API_ORGANIZATION": "sentry",
     "SENTRY_API_URL_PREFIX": "/api/0",
     # Where SDKs post events: <prefix>/<project_id>/store/ and .../envelope/.
     "SENTRY_API_INGEST_URL_PREFIX": "/api",
@@ -59,6 +66,7 @@ class Settings:
     max_inflated_size: int
     permalink_template: str | None
     auth_realm: str
+    organization: str
     max_bulk_ids: int
     stats_max_buckets: int
     table_prefix: str
@@ -106,6 +114,18 @@ def load_settings(config: t.MutableMapping[str, t.Any]) -> Settings:
             f"got {realm!r}"
         )
 
+    organization = config["SENTRY_API_ORGANIZATION"]
+    if (
+        not isinstance(organization, str)
+        or not organization
+        or len(organization) > MAX_SLUG_LENGTH
+        or slugify(organization) != organization
+    ):
+        raise ConfigurationError(
+            "SENTRY_API_ORGANIZATION must be a slug (lowercase letters, digits, '-' and '_'),"
+            f" got {organization!r}"
+        )
+
     table_prefix = config["SENTRY_API_TABLE_PREFIX"]
     if not isinstance(table_prefix, str) or not table_prefix.replace("_", "a").isalnum():
         raise ConfigurationError(
@@ -122,6 +142,7 @@ def load_settings(config: t.MutableMapping[str, t.Any]) -> Settings:
         max_inflated_size=positive_int("SENTRY_API_MAX_INFLATED_SIZE"),
         permalink_template=template,
         auth_realm=realm,
+        organization=organization,
         max_bulk_ids=positive_int("SENTRY_API_MAX_BULK_IDS"),
         stats_max_buckets=positive_int("SENTRY_API_STATS_MAX_BUCKETS"),
         table_prefix=table_prefix,

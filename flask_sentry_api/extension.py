@@ -31,6 +31,9 @@ class SentryAPI:
         Flask-SQLAlchemy instance.
     :param key_lookup: ``callable(public_key) -> ProjectKey | None`` (or an import string);
         wins over ``SENTRY_API_KEY_LOOKUP``. The default asks the storage.
+    :param token_lookup: ``callable(token) -> AuthToken | None`` (or an import string);
+        wins over ``SENTRY_API_TOKEN_LOOKUP``. The default asks the storage for the token's
+        hash, when the storage keeps tokens (:class:`~flask_sentry_api.storage.TokenStorage`).
 
     Every ``SENTRY_API_*`` setting, with its default, is listed in
     :data:`flask_sentry_api.config.DEFAULTS` and the README.
@@ -42,9 +45,11 @@ class SentryAPI:
         *,
         storage: t.Any = None,
         key_lookup: t.Any = None,
+        token_lookup: t.Any = None,
     ) -> None:
         self.storage = storage
         self.key_lookup = key_lookup
+        self.token_lookup = token_lookup
         if app is not None:
             self.init_app(app)
 
@@ -55,6 +60,8 @@ class SentryAPI:
                 "flask_sentry_api is already registered on this app: call init_app (or"
                 " register_blueprint(flask_sentry_api.blueprint)) once per application."
             )
-        state = build_state(app, storage=self.storage, key_lookup=self.key_lookup)
+        state = build_state(
+            app, storage=self.storage, key_lookup=self.key_lookup, token_lookup=self.token_lookup
+        )
         app.extensions[EXTENSION_KEY] = state
         app.register_blueprint(blueprint, url_prefix=state.settings.url_prefix)

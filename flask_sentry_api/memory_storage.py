@@ -73,7 +73,8 @@ def _counted(old: s.TagValue, ts: datetime) -> s.TagValue:
 
 
 class MemoryStorage:
-    """A complete :class:`~flask_sentry_api.storage.Storage` kept in process memory."""
+    """A complete :class:`~flask_sentry_api.storage.Storage` (and
+    :class:`~flask_sentry_api.storage.TokenStorage`) kept in process memory."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -94,6 +95,8 @@ class MemoryStorage:
         #: (project id, resolution, bucket start) -> event count.
         self._project_stats: dict[tuple[int, int, int], int] = {}
         self._releases: dict[tuple[int, str], s.Release] = {}
+        self._tokens: dict[int, s.AuthToken] = {}
+        self._token_by_hash: dict[str, int] = {}
 
     def _next_id(self, table: str) -> int:
         return next(self._ids.setdefault(table, itertools.count(1)))
@@ -130,6 +133,10 @@ class MemoryStorage:
     def get_project(self, project_id: int) -> s.Project | None:
         with self._lock:
             return self._projects.get(project_id)
+
+    def get_project_by_slug(self, slug: str) -> s.Project | None:
+        with self._lock:
+            return next((p for p in self._projects.values() if p.slug == slug), None)
 
     def update_project(self, project_id: int, changes: t.Mapping[str, t.Any]) -> s.Project:
         with self._lock:
@@ -538,12 +545,29 @@ class MemoryStorage:
             event = self._events.get(event_id)
             return self._event_out(event) if event is not None else None
 
+    def get_event_by_event_id(self, project_id: int, event_id: str) -> s.Event | None:
+        with self._lock:
+            row_id = self._event_by_event_id.get((project_id, event_id))
+            return self._event_out(self._events[row_id]) if row_id is not None else None
+
+    def list_project_events(self, project_id: int, window: Window) -> list[s.Event]:
+        with self._lock:
+            rows = [e for e in self._events.values() if e.project_id == project_id]
+            return [self._event_out(e) for e in apply_window(rows, window, _id, _id)]
+
     def latest_event(self, group_id: int) -> s.Event | None:
         with self._lock:
             rows = [e for e in self._events.values() if e.group_id == group_id]
             if not rows:
                 return None
             return self._event_out(max(rows, key=_time_then_id))
+
+    def oldest_event(self, group_id: int) -> s.Event | None:
+        with self._lock:
+            rows = [e for e in self._events.values() if e.group_id == group_id]
+            if not rows:
+                return None
+            return self._event_out(min(rows, key=_time_then_id))
 
     def adjacent_events(self, event: s.Event) -> tuple[int | None, int | None]:
         with self._lock:
@@ -578,12 +602,15 @@ class MemoryStorage:
             rows = [r for r in self._releases.values() if r.project_id == project_id]
             return apply_window(rows, window, _id, _id)
 
-    def create_release(self, project_id: int, version: str) -> s.Release:
+    def create_release(
+        self, project_id: int, version: str, details: s.ReleaseChanges | None = None
+    ) -> s.Release:
         with self._lock:
             if project_id not in self._projects:
                 raise LookupError(project_id)
             if (project_id, version) in self._releases:
                 raise s.Conflict("version", "A release with this version already exists.")
+            values = _release_changes(details or s.ReleaseChanges())
             release = s.Release(
                 id=self._next_id("release"),
                 project_id=project_id,
@@ -592,7 +619,19 @@ class MemoryStorage:
                 first_event=None,
                 last_event=None,
                 new_groups=0,
+                **values,
             )
+            self._releases[(project_id, version)] = release
+            return release
+
+    def update_release(
+        self, project_id: int, version: str, changes: s.ReleaseChanges
+    ) -> s.Release | None:
+        with self._lock:
+            release = self._releases.get((project_id, version))
+            if release is None:
+                return None
+            release = dataclasses.replace(release, **_release_changes(changes))
             self._releases[(project_id, version)] = release
             return release
 
@@ -683,6 +722,57 @@ class MemoryStorage:
                 if project == project_id and res == resolution and start <= bucket <= end
             }
 
+    # -- auth tokens -----------------------------------------------------------------------
+    def create_token(
+        self,
+        project_id: int,
+        token_hash: str,
+        scopes: t.Sequence[str],
+        *,
+        label: str | None = None,
+        last_characters: str = "",
+    ) -> s.AuthToken:
+        with self._lock:
+            if project_id not in self._projects:
+                raise LookupError(project_id)
+            checked = s.checked_scopes(scopes)
+            if token_hash in self._token_by_hash:
+                raise s.Conflict("token_hash", "A token with this hash already exists.")
+            token = s.AuthToken(
+                id=self._next_id("auth_token"),
+                project_id=project_id,
+                token_hash=token_hash,
+                scopes=checked,
+                date_created=utcnow(),
+                label=label,
+                last_characters=last_characters,
+            )
+            self._tokens[token.id] = token
+            self._token_by_hash[token_hash] = token.id
+            return token
+
+    def get_token(self, token_hash: str) -> s.AuthToken | None:
+        with self._lock:
+            token_id = self._token_by_hash.get(token_hash)
+            return self._tokens[token_id] if token_id is not None else None
+
+    def list_tokens(self, project_id: int | None = None) -> list[s.AuthToken]:
+        with self._lock:
+            tokens = [
+                token
+                for token in self._tokens.values()
+                if project_id is None or token.project_id == project_id
+            ]
+        return sorted(tokens, key=lambda token: token.id)
+
+    def delete_token(self, token_id: int) -> bool:
+        with self._lock:
+            token = self._tokens.pop(token_id, None)
+            if token is None:
+                return False
+            del self._token_by_hash[token.token_hash]
+            return True
+
     # -- records out ---------------------------------------------------------------------------
     @staticmethod
     def _group_out(group: s.Group) -> s.Group:
@@ -693,6 +783,16 @@ class MemoryStorage:
         return dataclasses.replace(
             event, user=copy.deepcopy(event.user), data=copy.deepcopy(event.data)
         )
+
+
+def _release_changes(changes: s.ReleaseChanges) -> dict[str, t.Any]:
+    """The fields of ``changes`` that are set, datetimes in UTC."""
+    values = {
+        field.name: getattr(changes, field.name)
+        for field in dataclasses.fields(changes)
+        if getattr(changes, field.name) is not None
+    }
+    return {k: _utc(v) if isinstance(v, datetime) else v for k, v in values.items()}
 
 
 def _id(row: s.Event | s.Note | s.Release | s.TagValue) -> int:

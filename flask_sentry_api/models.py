@@ -16,6 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import mapped_column
 
+from .storage import MAX_RELEASE_REF
+from .storage import MAX_RELEASE_URL
+from .storage import MAX_TOKEN_LABEL
 from .storage import UTC
 
 #: JSON on every backend, JSONB on PostgreSQL (smaller, and indexable should a host want it).
@@ -25,6 +28,13 @@ JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 #: 64-bit ids, so every id the API accepts fits; SQLite's INTEGER is 64-bit already, and
 #: only plain INTEGER primary keys are its auto-incrementing rowid.
 IdType = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+#: Longest values of the columns whose length the API does not otherwise bound (Sentry's
+#: limits): a release's ``ref`` and ``url``, an auth token's label and its kept tail.
+RELEASE_REF_LENGTH = MAX_RELEASE_REF
+RELEASE_URL_LENGTH = MAX_RELEASE_URL
+TOKEN_LABEL_LENGTH = MAX_TOKEN_LABEL
+TOKEN_LAST_CHARACTERS_LENGTH = 4
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -65,6 +75,7 @@ class Models:
     GroupStat: t.Any
     ProjectStat: t.Any
     Release: t.Any
+    AuthToken: t.Any
 
     @property
     def tables(self) -> list[sa.Table]:
@@ -200,6 +211,8 @@ def _declare(base: t.Any, prefix: str) -> Models:
                 sa.UniqueConstraint("project_id", "event_id", name=f"{p}event_project_event_key"),
                 sa.Index(f"{p}event_group_id", "group_id", "id"),
                 sa.Index(f"{p}event_group_datetime", "group_id", "datetime", "id"),
+                # The project's event list is read by id.
+                sa.Index(f"{p}event_project_id", "project_id", "id"),
             ),
         },
     )
@@ -293,10 +306,34 @@ def _declare(base: t.Any, prefix: str) -> Models:
             "first_event": mapped_column(UTCDateTime, nullable=True),
             "last_event": mapped_column(UTCDateTime, nullable=True),
             "new_groups": mapped_column(sa.Integer, nullable=False, default=0),
+            # What a deploy tool reports; the lengths are Sentry's.
+            "ref": mapped_column(sa.String(RELEASE_REF_LENGTH), nullable=True),
+            "url": mapped_column(sa.String(RELEASE_URL_LENGTH), nullable=True),
+            "date_released": mapped_column(UTCDateTime, nullable=True),
+            "date_started": mapped_column(UTCDateTime, nullable=True),
             "__table_args__": (
                 sa.UniqueConstraint("project_id", "version", name=f"{p}release_version_key"),
                 sa.Index(f"{p}release_project_id", "project_id", "id"),
             ),
+        },
+    )
+
+    model(
+        "AuthToken",
+        {
+            "__tablename__": f"{p}auth_token",
+            "id": mapped_column(IdType, primary_key=True),
+            "project_id": mapped_column(IdType, project_fk(), nullable=False),
+            # Every authenticated request looks its token up by hash.
+            "token_hash": mapped_column(sa.String(64), nullable=False, unique=True, index=True),
+            # Space-separated (the storages refuse scopes with spaces), in the order given.
+            "scopes": mapped_column(sa.Text, nullable=False, default=""),
+            "label": mapped_column(sa.String(TOKEN_LABEL_LENGTH), nullable=True),
+            "last_characters": mapped_column(
+                sa.String(TOKEN_LAST_CHARACTERS_LENGTH), nullable=False, default=""
+            ),
+            "date_created": mapped_column(UTCDateTime, nullable=False),
+            "__table_args__": (sa.Index(f"{p}auth_token_project_id", "project_id", "id"),),
         },
     )
 

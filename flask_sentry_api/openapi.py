@@ -19,6 +19,7 @@ alive) and fills in ``servers`` for the request being served.
 from __future__ import annotations
 
 import copy
+import json
 import re
 import typing as t
 import warnings
@@ -44,6 +45,8 @@ from .schemas import JSONSchema
 from .schemas import strict_object
 from .state import get_state
 from .storage import GROUP_STATUSES
+from .storage import MAX_SLUG_LENGTH
+from .storage import SCOPES
 from .views.base import APIView
 from .views.base import IndexView
 from .views.base import NotFoundView
@@ -100,9 +103,17 @@ _HAND_WRITTEN: dict[str, JSONSchema] = {
                             "type": "array",
                             "items": {"type": "string", "enum": ["store", "api"]},
                             "uniqueItems": True,
+                            "description": "A project key's roles (absent for a token).",
+                        },
+                        "scopes": {
+                            "type": "array",
+                            "items": {"type": "string", "enum": list(SCOPES)},
+                            "uniqueItems": True,
+                            "description": "What the credential may do (every scope for a"
+                            " key with the api role); `sentry-cli info` shows them.",
                         },
                     },
-                    ["project", "roles"],
+                    ["project", "scopes"],
                 ),
                 "description": "Present when valid credentials were sent.",
             },
@@ -263,6 +274,9 @@ _INPUTS: list[tuple[str, Schema]] = [
     ("BulkGroupUpdate", sc.BulkGroupUpdateSchema()),
     ("NoteCreate", sc.NoteCreateSchema()),
     ("ReleaseCreate", sc.ReleaseCreateSchema()),
+    ("ReleaseUpdate", sc.ReleaseUpdateSchema()),
+    ("Organization", sc.OrganizationSchema()),
+    ("ProjectKey", sc.ProjectKeySchema()),
 ]
 
 
@@ -273,7 +287,17 @@ def _add_components(spec: APISpec) -> None:
             "type": "http",
             "scheme": "basic",
             "description": "A project key: username = public key, password = secret key."
-            ' The key needs the "api" role.',
+            ' The key needs the "api" role. An auth token may also be sent as the username'
+            " with an empty password (sentry-cli 2's `SENTRY_API_KEY`).",
+        },
+    )
+    spec.components.security_scheme(
+        "bearer",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An auth token (`flask sentry-api create-token`). Each operation"
+            " lists the scope it needs; a token without it gets a 403.",
         },
     )
     # No operation answers 405 (every documented method exists); every other method does.
@@ -330,10 +354,28 @@ def _query_parameters(converter: _Converter, op: Op) -> list[JSONSchema]:
     return t.cast(list[JSONSchema], parameters)
 
 
-_PATH_PARAMETERS: dict[str, tuple[JSONSchema, str]] = {
+_PATH_PARAMETERS: dict[str, tuple[JSONSchema | t.Callable[[Settings], JSONSchema], str]] = {
     "project_id": ({"type": "integer"}, "A project id."),
     "group_id": ({"type": "integer"}, "A group id."),
-    "event_id": ({"type": "integer"}, "An event's numeric id (not its 32-hex eventID)."),
+    "event_id": ({"type": "integer"}, "An event's numeric id."),
+    # Sentry's later paths name events by the SDK's id.
+    "string:event_id": (
+        {"type": "string", "pattern": r"^([0-9a-fA-F]{32}|[0-9a-fA-F-]{36}|latest|oldest)$"},
+        "The event's 32-hex `eventID` (the id SDKs print); under an issue also `latest` or"
+        " `oldest`.",
+    ),
+    "organization_slug": (
+        lambda settings: {"type": "string", "enum": [settings.organization]},
+        "The organization's slug (`SENTRY_API_ORGANIZATION`); any other is a 404.",
+    ),
+    "project_id_or_slug": (
+        {"type": "string", "minLength": 1, "maxLength": MAX_SLUG_LENGTH},
+        "A project's slug, or its numeric id.",
+    ),
+    "issue_id": (
+        {"type": "string", "pattern": r"^([0-9]{1,19}|.+-[0-9]{1,19})$"},
+        "An issue (group) id, or its short id (`WEB-12`).",
+    ),
     "key": ({"type": "string", "pattern": TAG_KEY_PATTERN}, "A tag key."),
     "version": (
         {
@@ -347,6 +389,7 @@ _PATH_PARAMETERS: dict[str, tuple[JSONSchema, str]] = {
 }
 
 _RULE_ARGUMENT = re.compile(r"<(?:[^<>:]+:)?([^<>]+)>")
+_RULE_ARGUMENT_PARTS = re.compile(r"<(?:([^<>:]+):)?([^<>]+)>")
 
 
 def openapi_path(rule: str, prefix: str) -> str:
@@ -435,12 +478,20 @@ def _error_responses(
                 more={
                     "WWW-Authenticate": {
                         "required": True,
-                        "schema": {"type": "string", "const": f'Basic realm="{realm}"'},
+                        "schema": {
+                            "type": "string",
+                            "enum": [f'Basic realm="{realm}"', f'Bearer realm="{realm}"'],
+                        },
                     }
                 },
             ),
         )
-        add(403, "The key lacks the api role, or the object belongs to another project.", plain)
+        add(
+            403,
+            "The key lacks the api role, the token the operation's scope, or the object"
+            " belongs to another project.",
+            plain,
+        )
         add(404, "No such object, or a malformed path.", _headers(allow, allow_required=False))
     if body:
         add(413, "The body is larger than SENTRY_API_MAX_BODY_SIZE.", plain)
@@ -501,12 +552,17 @@ def _operation(
         )
     )
     if view_class is IndexView:
+        responses[401] = {
+            "description": "Credentials were sent but are not valid (no credentials: 200).",
+            "headers": _headers(allow),
+        }
         responses[503] = {
             "description": "The storage is unavailable (credentials could not be checked).",
             "headers": _headers(allow),
         }
         if not head:
-            responses[503]["content"] = {"application/json": {"schema": _ref("Detail")}}
+            for status in (401, 503):
+                responses[status]["content"] = {"application/json": {"schema": _ref("Detail")}}
     operation: JSONSchema = {
         "operationId": _operation_id(view_class, "head" if head else method),
         "summary": ("Headers of GET: " if head else "") + op.summary,
@@ -521,12 +577,24 @@ def _operation(
             "content": {"application/json": {"schema": _ref(op.request)}},
         }
     if not auth:
-        operation["security"] = [{}, {"basic": []}]
+        operation["security"] = [{}, {"basic": []}, {"bearer": []}]
+    else:
+        # OpenAPI 3.1 lets a non-OAuth requirement name roles: here, the token scope.
+        scope = view_class.required_scope(method)
+        operation["security"] = [{"basic": []}, {"bearer": [scope]}]
+        operation["description"] = f"Token scope: `{scope}` (or a broader one)."
     return operation
 
 
-def _operation_id(view_class: type[APIView], method: str) -> str:
-    name = view_class.__name__.removesuffix("View")
+def _camel(endpoint: str) -> str:
+    return "".join(part.title() for part in endpoint.split("_"))
+
+
+def _operation_id(view_class: type[APIView], method: str, name: str | None = None) -> str:
+    """``<method><View name>``; a view served at several paths names its other paths by
+    their endpoint (``getOrgProjectIssues``)."""
+    if name is None:
+        name = view_class.__name__.removesuffix("View")
     return f"{method}{name}"
 
 
@@ -578,23 +646,40 @@ def _fallback_operation(view_class: type[APIView], method: str) -> JSONSchema:
     }
 
 
-def _path_parameters(path: str) -> list[JSONSchema]:
+def _path_parameters(rules: t.Sequence[str], settings: Settings) -> list[JSONSchema]:
+    """The path parameters of the rules behind one OpenAPI path: where rules differ only
+    in a converter (``/events/<int:event_id>/`` and the SDK id's), a parameter takes
+    either."""
+    described: dict[str, list[tuple[JSONSchema, str]]] = {}
+    for rule in rules:
+        for converter, name in _RULE_ARGUMENT_PARTS.findall(rule):
+            # A name may mean an integer under ``int`` and a string under another converter.
+            kind = "int" if converter.startswith("int") else "string"
+            schema, description = _PATH_PARAMETERS.get(
+                f"{kind}:{name}", _PATH_PARAMETERS.get(name, ({"type": "string"}, name))
+            )
+            if callable(schema):
+                schema = schema(settings)
+            if (schema, description) not in described.setdefault(name, []):
+                described[name].append((schema, description))
     parameters = []
-    for name in re.findall(r"{([^{}]+)}", path):
-        schema, description = _PATH_PARAMETERS.get(name, ({"type": "string"}, name))
+    for name, variants in described.items():
+        schema = variants[0][0] if len(variants) == 1 else {"anyOf": [v[0] for v in variants]}
         parameters.append(
             {
                 "in": "path",
                 "name": name,
                 "required": True,
                 "schema": copy.deepcopy(schema),
-                "description": description,
+                "description": " Or: ".join(v[1] for v in variants),
             }
         )
     return parameters
 
 
-def _path_operations(view_class: type[APIView], converter: _Converter) -> dict[str, JSONSchema]:
+def _path_operations(
+    view_class: type[APIView], converter: _Converter, path: str, name: str | None
+) -> dict[str, JSONSchema]:
     operations: dict[str, JSONSchema] = {}
     for verb in view_class.verbs():
         method = verb.lower()
@@ -609,7 +694,25 @@ def _path_operations(view_class: type[APIView], converter: _Converter) -> dict[s
             operations[method] = _operation(
                 view_class, method, op, converter, head=method == "head"
             )
+    if name is not None:
+        for method, operation in operations.items():
+            operation["operationId"] = _operation_id(view_class, method, name)
+            _drop_unresolvable_links(operation, path)
     return operations
+
+
+def _drop_unresolvable_links(operation: JSONSchema, path: str) -> None:
+    """Remove the links that read a path parameter ``path`` lacks (a view's links are
+    written for its first path: ``{project_id}`` is not in ``{project_id_or_slug}``)."""
+    present = set(re.findall(r"{([^{}]+)}", path))
+    for response in operation["responses"].values():
+        links = response.get("links", {})
+        for link_name in list(links):
+            wanted = re.findall(r"\$request\.path\.(\w+)", json.dumps(links[link_name]))
+            if not present.issuperset(wanted):
+                del links[link_name]
+        if "links" in response and not links:
+            del response["links"]
 
 
 def build_document(app: Flask) -> dict[str, t.Any]:
@@ -627,11 +730,13 @@ def build_document(app: Flask) -> dict[str, t.Any]:
         info={
             "description": "Sentry's Web API v0, served by flask-sentry-api: projects, groups"
             " (search, cursor pagination in `Link` headers, bulk changes), events, notes,"
-            " releases, tags and stats. Authenticate with a project key over HTTP Basic auth"
-            " (`curl -u PUBLIC:SECRET`). Every response is JSON, errors included"
+            " releases, tags and stats, at the 2015 numeric paths and at today's"
+            " organization/project paths. Authenticate with a project key over HTTP Basic"
+            " auth (`curl -u PUBLIC:SECRET`) or an auth token (`Authorization: Bearer"
+            " TOKEN`). Every response is JSON, errors included"
             ' (`{"detail": "..."}`, or messages per field for a body that fails validation).'
         },
-        security=[{"basic": []}],
+        security=[{"basic": []}, {"bearer": []}],
     )
     converter = spec.plugins[0].converter  # type: ignore[attr-defined]
     converter.settings = settings
@@ -639,7 +744,8 @@ def build_document(app: Flask) -> dict[str, t.Any]:
     _add_components(spec)
 
     prefix = settings.url_prefix.rstrip("/")
-    paths: dict[str, type[APIView]] = {}
+    paths: dict[str, tuple[type[APIView], list[str], str | None]] = {}
+    named: set[type[APIView]] = set()
     for rule in app.url_map.iter_rules():
         view = app.view_functions.get(rule.endpoint)
         view_class = getattr(view, "view_class", None)
@@ -647,12 +753,19 @@ def build_document(app: Flask) -> dict[str, t.Any]:
             continue
         if issubclass(view_class, NotFoundView) or not rule.rule.startswith(prefix + "/"):
             continue
-        paths.setdefault(openapi_path(rule.rule, prefix), view_class)
-    for path, view_class in paths.items():
+        path = openapi_path(rule.rule, prefix)
+        if path in paths:
+            paths[path][1].append(rule.rule)
+            continue
+        # A view's first path takes the view's name; its other paths, their endpoint's.
+        name = None if view_class not in named else _camel(rule.endpoint.rpartition(".")[2])
+        named.add(view_class)
+        paths[path] = (view_class, [rule.rule], name)
+    for path, (view_class, rules, name) in paths.items():
         spec.path(
             path=path,
-            operations=_path_operations(view_class, converter),
-            parameters=_path_parameters(path),
+            operations=_path_operations(view_class, converter, path, name),
+            parameters=_path_parameters(rules, settings),
         )
     return spec.to_dict()
 

@@ -43,9 +43,12 @@ from .stats import requested_buckets
 from .storage import GROUP_STATUSES
 from .storage import LEVELS
 from .storage import MAX_ID
+from .storage import MAX_RELEASE_REF
+from .storage import MAX_RELEASE_URL
 from .storage import MAX_SLUG_LENGTH
 from .storage import UTC
 from .storage import GroupQuery
+from .storage import ReleaseChanges
 from .storage import epoch_seconds
 
 JSONSchema = dict[str, t.Any]
@@ -272,6 +275,91 @@ class ProjectUpdateSchema(CamelCaseSchema):
         if "name" in data:
             data["name"] = data["name"].strip()
         return data
+
+
+class OrganizationSchema(CamelCaseSchema):
+    """The one organization (SPEC §10)."""
+
+    id = StringId()
+    slug = fields.String()
+    name = fields.String()
+    date_created = APIDateTime()
+    status = fields.Constant(
+        {"id": "active", "name": "active"},
+        metadata=documented(
+            strict_object({"id": {"const": "active"}, "name": {"const": "active"}}, ["id", "name"])
+        ),
+    )
+    is_early_adopter = fields.Constant(False, metadata=documented({"const": False}))
+    require_2fa = fields.Constant(
+        False, data_key="require2FA", metadata=documented({"const": False})
+    )
+    features: fields.Constant[list[str]] = fields.Constant(
+        [], metadata=documented({"type": "array", "maxItems": 0})
+    )
+
+
+class ProjectKeySchema(CamelCaseSchema):
+    """A project key as Sentry's keys endpoint shows it, its DSNs included."""
+
+    id = fields.Function(lambda key: key.public_key, metadata=documented({"type": "string"}))
+    name = fields.Function(
+        lambda key: key.label or "Default", metadata=documented({"type": "string"})
+    )
+    label = fields.String(allow_none=True)
+    public = fields.String(attribute="public_key")
+    secret = fields.Method(
+        "dump_secret",
+        metadata=documented(
+            {"type": ["string", "null"]},
+            "Null unless the credential holds every scope: a key with the api role does,"
+            " so showing its secret to less would hand out the rest.",
+        ),
+    )
+    project_id = fields.Integer(metadata=documented({"type": "integer", "minimum": 1}))
+    is_active = fields.Boolean()
+    roles = fields.List(fields.String(), attribute="role_names")
+    rate_limit = fields.Constant(None, metadata=documented({"type": "null"}))
+    date_created = APIDateTime(attribute="date_added")
+    dsn = fields.Method(
+        "dump_dsn",
+        metadata=documented(
+            strict_object(
+                {"public": {"type": "string"}, "secret": {"type": ["string", "null"]}},
+                ["public", "secret"],
+            )
+        ),
+    )
+
+    def dump_secret(self, key: t.Any) -> str | None:
+        return key.secret_key if KeyContext.get()["reveal_secrets"] else None
+
+    def dump_dsn(self, key: t.Any) -> dict[str, str | None]:
+        base_url, secret = KeyContext.get()["base_url"], self.dump_secret(key)
+        return {
+            "public": format_dsn(base_url, key.public_key, key.project_id),
+            "secret": format_dsn(base_url, key.public_key, key.project_id, secret)
+            if secret
+            else None,
+        }
+
+
+class _KeyContext(t.TypedDict):
+    #: Where SDKs reach the server: the DSN's scheme, host and path.
+    base_url: str
+    reveal_secrets: bool
+
+
+KeyContext = Context[_KeyContext]
+
+
+def format_dsn(base_url: str, public_key: str, project_id: int, secret_key: str = "") -> str:
+    """The DSN SDKs are configured with: ``scheme://public[:secret]@host[/path]/project_id``."""
+    scheme, _, rest = base_url.partition("://")
+    host, slash, path = rest.partition("/")
+    credentials = f"{public_key}:{secret_key}" if secret_key else public_key
+    path = f"/{path.rstrip('/')}" if slash and path.strip("/") else ""
+    return f"{scheme}://{credentials}@{host}{path}/{project_id}"
 
 
 class ProjectRefSchema(CamelCaseSchema):
@@ -515,15 +603,38 @@ class NoteCreateSchema(CamelCaseSchema):
 
 class ReleaseSchema(CamelCaseSchema):
     version = fields.String()
+    short_version = fields.Function(
+        lambda release: release.version, metadata=documented({"type": "string"})
+    )
+    ref = fields.String(allow_none=True)
+    url = fields.String(allow_none=True)
     date_created = APIDateTime()
+    date_released = APIDateTime(allow_none=True)
+    date_started = APIDateTime(allow_none=True)
     first_event = APIDateTime(allow_none=True)
     last_event = APIDateTime(allow_none=True)
     new_groups = fields.Integer(metadata=documented(COUNT_SCHEMA))
+    projects = fields.Method(
+        "dump_projects",
+        metadata=documented(
+            {"type": "array", "items": {"$ref": "#/components/schemas/ProjectRef"}},
+            "The projects the release belongs to (the one it was read from).",
+        ),
+    )
+
+    def dump_projects(self, release: t.Any) -> list[dict[str, t.Any]]:
+        return [ProjectRefSchema().dump(ReleaseContext.get()["project"])]
 
 
-class ReleaseCreateSchema(CamelCaseSchema):
-    version = fields.String(
-        required=True,
+class _ReleaseContext(t.TypedDict):
+    project: t.Any
+
+
+ReleaseContext = Context[_ReleaseContext]
+
+
+def _version_field(**kwargs: t.Any) -> fields.String:
+    return fields.String(
         validate=[
             validate.Length(min=1, max=MAX_VERSION_LENGTH),
             FullMatch(
@@ -535,7 +646,66 @@ class ReleaseCreateSchema(CamelCaseSchema):
         metadata={
             "description": "No slashes, whitespace or control characters; not `.`, `..`, `latest`."
         },
+        **kwargs,
     )
+
+
+class ClientDateTime(fields.AwareDateTime):
+    """An ISO 8601 datetime as clients send it: sentry-cli writes nanoseconds and ``Z``,
+    which Python 3.10's parser refuses, so both are normalised first."""
+
+    _NANOS = re.compile(r"(\.\d{6})\d+")
+
+    def __init__(self, **kwargs: t.Any) -> None:
+        super().__init__(default_timezone=UTC, **kwargs)
+
+    def _deserialize(
+        self, value: t.Any, attr: str | None, data: t.Any, **kwargs: t.Any
+    ) -> datetime:
+        if isinstance(value, str):
+            value = self._NANOS.sub(r"\1", value.strip())
+            value = value[:-1] + "+00:00" if value[-1:] in "Zz" and value else value
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class ProjectName(fields.String):
+    """A project named by slug or id: sentry-cli 3 sends a numeric one as a JSON number."""
+
+    def _deserialize(self, value: t.Any, attr: str | None, data: t.Any, **kwargs: t.Any) -> str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class ReleaseUpdateSchema(CamelCaseSchema):
+    """What a deploy tool records on a release (``sentry-cli releases finalize`` sets
+    ``dateReleased``)."""
+
+    ref = fields.String(allow_none=True, validate=validate.Length(max=MAX_RELEASE_REF))
+    url = fields.String(allow_none=True, validate=validate.Length(max=MAX_RELEASE_URL))
+    date_released = ClientDateTime(allow_none=True)
+    date_started = ClientDateTime(allow_none=True)
+
+    @post_load
+    def changes(self, data: dict[str, t.Any], **kwargs: t.Any) -> ReleaseChanges:
+        return ReleaseChanges(**data)
+
+
+class ReleaseCreateSchema(ReleaseUpdateSchema):
+    version = _version_field(required=True)
+    #: The projects (slugs or ids) the release belongs to; on the organization's path it
+    #: must name at least one.
+    projects = fields.List(
+        ProjectName(validate=validate.Length(min=1, max=MAX_SLUG_LENGTH)),
+        validate=validate.Length(max=100),
+    )
+
+    # Named as the parent's hook, so it replaces it: a creation also carries the version
+    # and the projects.
+    @post_load
+    def changes(self, data: dict[str, t.Any], **kwargs: t.Any) -> dict[str, t.Any]:
+        version, projects = data.pop("version"), data.pop("projects", None)
+        return {"version": version, "projects": projects, "details": ReleaseChanges(**data)}
 
 
 def tag_label(key: str) -> str:
@@ -825,6 +995,33 @@ class BulkDeleteArgsSchema(QueryArgs):
         if ids is None:
             raise errors.BadRequest('Bulk delete needs at least one "id" parameter.')
         return ids
+
+
+def _project_ids() -> RepeatedArg:
+    return RepeatedArg(
+        {"type": "array", "items": {"type": "integer", "minimum": -1, "maximum": MAX_ID}},
+        "A project id (repeatable) narrowing the organization's issues; `-1` or absent:"
+        " every project the credential reaches (another project is a 403).",
+    )
+
+
+class OrganizationGroupListArgsSchema(GroupListArgsSchema):
+    """The organization's issue search: the group list's parameters and ``project``."""
+
+    project = _project_ids()
+
+
+class OrganizationBulkUpdateArgsSchema(BulkUpdateArgsSchema):
+    unknown_detail = (
+        'Unknown query parameter "{name}": bulk changes take only id, status, query and'
+        " project, so nothing is selected by accident."
+    )
+    project = _project_ids()
+
+
+class OrganizationBulkDeleteArgsSchema(BulkDeleteArgsSchema):
+    unknown_detail = 'Bulk delete selects groups by "id" (and "project") only.'
+    project = _project_ids()
 
 
 class StatsArgsSchema(QueryArgs):

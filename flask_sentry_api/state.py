@@ -18,12 +18,16 @@ from .config import Settings
 from .config import load_settings
 from .config import resolve
 from .errors import ConfigurationError
+from .storage import AuthToken
 from .storage import ProjectKey
 from .storage import Storage
+from .storage import TokenStorage
+from .tokens import hash_token
 
 EXTENSION_KEY = "sentry_api"
 
 KeyLookup = t.Callable[[str], "ProjectKey | None"]
+TokenLookup = t.Callable[[str], "AuthToken | None"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,10 +37,13 @@ class State:
     settings: Settings
     storage: Storage
     key_lookup: KeyLookup
+    token_lookup: TokenLookup
 
 
-def build_state(app: Flask, *, storage: t.Any = None, key_lookup: t.Any = None) -> State:
-    """Resolve settings, storage and key lookup; arguments win over ``app.config``."""
+def build_state(
+    app: Flask, *, storage: t.Any = None, key_lookup: t.Any = None, token_lookup: t.Any = None
+) -> State:
+    """Resolve settings, storage, key and token lookup; arguments win over ``app.config``."""
     settings = load_settings(app.config)
 
     key = "SENTRY_API_STORAGE"
@@ -57,7 +64,21 @@ def build_state(app: Flask, *, storage: t.Any = None, key_lookup: t.Any = None) 
         lookup = chosen.get_key
     if not callable(lookup):
         raise ConfigurationError(f"{key} (or the key_lookup argument) must be callable")
-    return State(settings=settings, storage=chosen, key_lookup=lookup)
+
+    key = "SENTRY_API_TOKEN_LOOKUP"
+    tokens = token_lookup if token_lookup is not None else resolve(app.config[key], key)
+    if tokens is None:
+        tokens = _stored_token_lookup(chosen)
+    if not callable(tokens):
+        raise ConfigurationError(f"{key} (or the token_lookup argument) must be callable")
+    return State(settings=settings, storage=chosen, key_lookup=lookup, token_lookup=tokens)
+
+
+def _stored_token_lookup(storage: Storage) -> TokenLookup:
+    if not isinstance(storage, TokenStorage):
+        # A storage that keeps no tokens: only project keys authenticate.
+        return lambda token: None
+    return lambda token: storage.get_token(hash_token(token))
 
 
 def _default_storage(app: Flask, settings: Settings) -> Storage:

@@ -28,6 +28,17 @@ if t.TYPE_CHECKING:
 ROLE_STORE = 1  # "Event API access": SDKs may post events
 ROLE_API = 2  # "Web API access": may call /api/0/
 ROLE_NAMES: dict[str, int] = {"store": ROLE_STORE, "api": ROLE_API}
+#: Auth-token scopes, Sentry's names (SPEC §10).
+SCOPES = (
+    "project:read",
+    "project:write",
+    "project:admin",
+    "project:releases",
+    "event:read",
+    "event:write",
+    "event:admin",
+    "org:read",
+)
 
 UTC = timezone.utc
 
@@ -53,6 +64,10 @@ STAT_RESOLUTIONS = tuple(RESOLUTIONS.values())
 MAX_ID = 2**63 - 1
 #: Longest project slug.
 MAX_SLUG_LENGTH = 50
+#: Longest release ``ref`` and ``url``, and token label (Sentry's column sizes).
+MAX_RELEASE_REF = 250
+MAX_RELEASE_URL = 200
+MAX_TOKEN_LABEL = 255
 
 
 def utcnow() -> datetime:
@@ -184,6 +199,41 @@ class Release:
     last_event: datetime | None
     #: Groups whose first event carried this release.
     new_groups: int
+    #: The commit (``ref``) and URL a deploy tool recorded, when the release went out
+    #: (``finalize``) and when its deploy started.
+    ref: str | None = None
+    url: str | None = None
+    date_released: datetime | None = None
+    date_started: datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ReleaseChanges:
+    """Release details set at creation or by an update; ``None`` leaves a field alone.
+
+    Callers keep ``ref`` within 250 characters and ``url`` within 200 (Sentry's limits, the
+    SQL storage's columns); datetimes must be aware.
+    """
+
+    ref: str | None = None
+    url: str | None = None
+    date_released: datetime | None = None
+    date_started: datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class AuthToken:
+    """A stored auth token: only its hash is kept, with the project and scopes it grants."""
+
+    id: int
+    project_id: int
+    #: SHA-256 of the token, hex (:func:`flask_sentry_api.tokens.hash_token`).
+    token_hash: str
+    scopes: tuple[str, ...]
+    date_created: datetime
+    label: str | None = None
+    #: The token's last four characters, so a listed token can be recognised.
+    last_characters: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -270,6 +320,17 @@ class GroupChanges:
         return all(value is None for value in dataclasses.astuple(self))
 
 
+def checked_scopes(scopes: t.Sequence[str]) -> tuple[str, ...]:
+    """``scopes`` as a tuple, refusing what a storage could not give back as it was sent
+    (the SQL storage keeps them space-joined)."""
+    if isinstance(scopes, str):
+        raise TypeError("scopes must be a sequence of scope names, not one string")
+    for scope in scopes:
+        if not scope or scope.split() != [scope]:
+            raise ValueError(f"invalid scope {scope!r}: empty or with whitespace")
+    return tuple(scopes)
+
+
 def epoch_seconds(moment: datetime) -> int:
     """Whole Unix seconds of an aware datetime (the unit of cursor values)."""
     return math.floor(moment.timestamp())
@@ -302,6 +363,8 @@ class Storage(t.Protocol):
         """
 
     def get_project(self, project_id: int) -> Project | None: ...
+
+    def get_project_by_slug(self, slug: str) -> Project | None: ...
 
     def update_project(self, project_id: int, changes: t.Mapping[str, t.Any]) -> Project:
         """Apply ``name``/``slug``/``is_public``/``allowed_origins`` changes atomically
@@ -361,7 +424,15 @@ class Storage(t.Protocol):
 
     def get_event(self, event_id: int) -> Event | None: ...
 
+    def get_event_by_event_id(self, project_id: int, event_id: str) -> Event | None:
+        """The project's event with the SDK's 32-hex ``event_id`` (lowercase)."""
+
+    def list_project_events(self, project_id: int, window: Window) -> list[Event]:
+        """Events of the project keyed by row id (newest first when descending)."""
+
     def latest_event(self, group_id: int) -> Event | None: ...
+
+    def oldest_event(self, group_id: int) -> Event | None: ...
 
     def adjacent_events(self, event: Event) -> tuple[int | None, int | None]:
         """(previous, next) event row ids within the event's group, by time then id."""
@@ -375,8 +446,18 @@ class Storage(t.Protocol):
         """Releases of the project keyed by row id (newest first when descending)."""
         ...
 
-    def create_release(self, project_id: int, version: str) -> Release:
-        """Create a release; :class:`Conflict` (field ``version``) if it exists."""
+    def create_release(
+        self, project_id: int, version: str, details: ReleaseChanges | None = None
+    ) -> Release:
+        """Create a release with ``details``; :class:`Conflict` (field ``version``) if it
+        exists."""
+        ...
+
+    def update_release(
+        self, project_id: int, version: str, changes: ReleaseChanges
+    ) -> Release | None:
+        """Apply the fields of ``changes`` that are not None; None when there is no such
+        release."""
         ...
 
     def get_release(self, project_id: int, version: str) -> Release | None: ...
@@ -413,4 +494,40 @@ class Storage(t.Protocol):
         self, project_id: int, resolution: int, start: int, end: int
     ) -> dict[int, int]:
         """Event counts of the project per bucket, like :meth:`group_stats`."""
+        ...
+
+
+@t.runtime_checkable
+class TokenStorage(t.Protocol):
+    """What a storage adds to keep auth tokens (optional: without it, tokens come only from
+    an injected ``token_lookup``)."""
+
+    def create_token(
+        self,
+        project_id: int,
+        token_hash: str,
+        scopes: t.Sequence[str],
+        *,
+        label: str | None = None,
+        last_characters: str = "",
+    ) -> AuthToken:
+        """Store a token's hash with its project and scopes (kept in the given order).
+
+        Raises :class:`Conflict` (field ``token_hash``) when the hash is stored already, and
+        :class:`ValueError` for a scope that is empty or holds whitespace (the SQL storage
+        keeps them space-joined). Callers keep ``label`` within 255 characters and
+        ``last_characters`` within 4 (the SQL storage's columns).
+        """
+        ...
+
+    def get_token(self, token_hash: str) -> AuthToken | None:
+        """The token with that hash, or None (unknown or revoked)."""
+        ...
+
+    def list_tokens(self, project_id: int | None = None) -> list[AuthToken]:
+        """Tokens (of one project, or all), oldest first."""
+        ...
+
+    def delete_token(self, token_id: int) -> bool:
+        """Revoke a token; False when there is none with that id."""
         ...

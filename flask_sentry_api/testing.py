@@ -23,6 +23,11 @@ and keyset windows (checked end to end with :func:`~flask_sentry_api.pagination.
 filters, stats rollups and the bulk operations (:meth:`~.Storage.update_groups` also for
 one group, by id).
 
+A storage that also keeps auth tokens (:class:`~flask_sentry_api.storage.TokenStorage`)
+subclasses :class:`TokenStorageContract` too, with the same fixture::
+
+    class TestMyStorage(StorageContract, TokenStorageContract): ...
+
 :func:`make_event` builds a :class:`~flask_sentry_api.storage.NewEvent` with sensible
 defaults for tests of your own.
 """
@@ -48,8 +53,10 @@ from .pagination import paginate
 from .storage import GROUP_SORTS
 from .storage import ROLE_API
 from .storage import ROLE_STORE
+from .storage import SCOPES
 from .storage import SORT_ATTRIBUTES
 from .storage import UTC
+from .storage import AuthToken
 from .storage import Conflict
 from .storage import Event
 from .storage import Group
@@ -57,12 +64,14 @@ from .storage import GroupChanges
 from .storage import GroupQuery
 from .storage import NewEvent
 from .storage import Project
+from .storage import ReleaseChanges
 from .storage import Storage
+from .storage import TokenStorage
 from .storage import epoch_seconds
 from .storage import group_sort_key
 from .storage import priority_score
 
-__all__ = ["StorageContract", "make_event"]
+__all__ = ["StorageContract", "TokenStorageContract", "make_event"]
 
 #: A fixed instant (noon UTC) the contract's timestamps are offsets from.
 T0 = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -175,6 +184,17 @@ class StorageContract:
 
     def test_get_missing_project_is_none(self, storage: Storage) -> None:
         assert storage.get_project(12345) is None
+
+    def test_get_project_by_slug(self, storage: Storage) -> None:
+        web = storage.create_project("Web")
+        other = storage.create_project("Web")
+        assert storage.get_project_by_slug("web") == web
+        assert storage.get_project_by_slug(other.slug) == other
+        assert storage.get_project_by_slug("unknown") is None
+        assert storage.get_project_by_slug("") is None
+        renamed = storage.update_project(web.id, {"slug": "renamed"})
+        assert storage.get_project_by_slug("renamed") == renamed
+        assert storage.get_project_by_slug("web") is None
 
     def test_update_project(self, storage: Storage) -> None:
         project = storage.create_project("Old")
@@ -1015,6 +1035,112 @@ class StorageContract:
         assert storage.latest_event(group_id) == second_at_30
         assert storage.latest_event(999_999) is None
 
+    def test_get_event_by_event_id(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        other = storage.create_project("Other")
+        saved = storage.save_event(project.id, make_event(tags=(("a", "b"),))).event
+        noise = storage.save_event(project.id, make_event(group_hash="noise")).event
+        assert storage.get_event_by_event_id(project.id, saved.event_id) == saved
+        assert storage.get_event_by_event_id(project.id, noise.event_id) == noise
+        # Event ids are per project: another project's id names nothing here.
+        assert storage.get_event_by_event_id(other.id, saved.event_id) is None
+        assert storage.get_event_by_event_id(project.id, uuid.uuid4().hex) is None
+        assert storage.get_event_by_event_id(999_999, saved.event_id) is None
+        # The same SDK id in another project is another event.
+        twin = storage.save_event(other.id, make_event(event_id=saved.event_id)).event
+        assert twin.id != saved.id
+        assert storage.get_event_by_event_id(other.id, saved.event_id) == twin
+        assert storage.get_event_by_event_id(project.id, saved.event_id) == saved
+        # Deleted with its group.
+        storage.delete_groups(project.id, [saved.group_id])
+        assert storage.get_event_by_event_id(project.id, saved.event_id) is None
+        assert storage.get_event_by_event_id(project.id, noise.event_id) == noise
+
+    def test_list_project_events_by_id_window(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        other = storage.create_project("Other")
+        events = []
+        # Across groups, timestamps out of order: the list is keyed by row id alone.
+        for offset, group_hash in ((50, "a"), (10, "b"), (40, "a"), (20, "c"), (30, "b")):
+            event = make_event(group_hash=group_hash, timestamp=at(offset))
+            events.append(storage.save_event(project.id, event).event)
+            storage.save_event(other.id, make_event(group_hash=group_hash, timestamp=at(offset)))
+        ids = [e.id for e in events]
+        assert ids == sorted(ids)
+        assert len({e.group_id for e in events}) == 3
+
+        def read(window: Window) -> list[int]:
+            return _ids(storage.list_project_events(project.id, window))
+
+        assert storage.list_project_events(project.id, EVERYTHING) == events[::-1]
+        assert read(_window(None, 0, descending=False)) == ids
+        assert read(_window("<=", ids[2])) == [ids[2], ids[1], ids[0]]
+        assert read(_window("==", ids[2])) == [ids[2]]
+        assert read(_window(">", ids[2], descending=False)) == [ids[3], ids[4]]
+        assert read(_window(None, 0, offset=1, limit=2)) == [ids[3], ids[2]]
+        assert read(_window("<=", ids[4], offset=4, limit=2)) == [ids[0]]
+        assert all(
+            e.project_id == other.id for e in storage.list_project_events(other.id, EVERYTHING)
+        )
+        assert storage.list_project_events(999_999, EVERYTHING) == []
+        # Merging moves events between groups, not out of the project's list.
+        groups = sorted({e.group_id for e in events})
+        storage.merge_groups(project.id, groups)
+        assert read(EVERYTHING) == ids[::-1]
+        storage.delete_groups(project.id, groups)
+        assert storage.list_project_events(project.id, EVERYTHING) == []
+        assert len(storage.list_project_events(other.id, EVERYTHING)) == 5
+
+    def test_list_project_events_paginate_walks_every_event_once(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        other = storage.create_project("Other")
+        for n in range(10):
+            storage.save_event(project.id, make_event(group_hash=f"h{n % 3}", timestamp=at(-n)))
+            storage.save_event(other.id, make_event(group_hash=f"h{n % 3}", timestamp=at(n)))
+        expected = _ids(storage.list_project_events(project.id, EVERYTHING))
+        assert len(expected) == 10
+
+        def page(cursor: Cursor | None) -> t.Any:
+            return paginate(
+                lambda window: storage.list_project_events(project.id, window),
+                lambda event: event.id,
+                cursor,
+                3,
+            )
+
+        current = page(None)
+        forward = _ids(current.rows)
+        for _ in range(10):
+            if not current.next.has_results:
+                break
+            current = page(current.next)
+            forward += _ids(current.rows)
+        assert forward == expected
+        backward = _ids(current.rows)
+        for _ in range(10):
+            if not current.prev.has_results:
+                break
+            current = page(current.prev)
+            backward = _ids(current.rows) + backward
+        assert backward == expected
+
+    def test_oldest_event_by_time_then_id(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        save = storage.save_event
+        save(project.id, make_event(timestamp=at(30)))
+        first_at_10 = save(project.id, make_event(timestamp=at(10))).event
+        save(project.id, make_event(timestamp=at(20)))
+        save(project.id, make_event(group_hash="other", timestamp=at(0)))
+        group_id = first_at_10.group_id
+        assert storage.oldest_event(group_id) == first_at_10
+        # A later row at the same time is not older; an earlier time is.
+        save(project.id, make_event(timestamp=at(10)))
+        assert storage.oldest_event(group_id) == first_at_10
+        earliest = save(project.id, make_event(timestamp=at(5))).event
+        assert storage.oldest_event(group_id) == earliest
+        assert storage.latest_event(group_id) != earliest
+        assert storage.oldest_event(999_999) is None
+
     def test_adjacent_events_by_time_then_id(self, storage: Storage) -> None:
         project = storage.create_project("P")
 
@@ -1114,6 +1240,83 @@ class StorageContract:
         assert seen is not None and seen.id == release.id
         assert (seen.first_event, seen.last_event, seen.new_groups) == (at(7), at(7), 1)
         assert seen.date_created == release.date_created
+
+    def test_release_details_default_to_none(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        created = storage.create_release(project.id, "1.0")
+        storage.save_event(project.id, make_event(release="2.0"))
+        for release in (created, storage.get_release(project.id, "2.0")):
+            assert release is not None
+            assert (release.ref, release.url) == (None, None)
+            assert (release.date_released, release.date_started) == (None, None)
+
+    def test_create_release_with_details(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        other_zone = timezone(timedelta(hours=2))
+        details = ReleaseChanges(
+            ref="6ba09a7c53235ee8a8fa5ee4c1ca8ca886e7fdbb",
+            url="https://ci.example/builds/1",
+            date_released=at(60).astimezone(other_zone),
+            date_started=at(30),
+        )
+        release = storage.create_release(project.id, "1.0", details)
+        assert (release.version, release.ref, release.url) == ("1.0", details.ref, details.url)
+        assert (release.date_released, release.date_started) == (at(60), at(30))
+        assert release.date_released is not None
+        assert release.date_released.utcoffset() == timedelta(0)
+        assert (release.first_event, release.last_event, release.new_groups) == (None, None, 0)
+        assert storage.get_release(project.id, "1.0") == release
+        assert storage.list_releases(project.id, EVERYTHING) == [release]
+        partial = storage.create_release(project.id, "2.0", ReleaseChanges(ref="abc"))
+        assert (partial.ref, partial.url, partial.date_released) == ("abc", None, None)
+        with pytest.raises(Conflict):
+            storage.create_release(project.id, "1.0", ReleaseChanges(ref="other"))
+        assert storage.get_release(project.id, "1.0") == release
+        # Events naming the release count into it and keep its details.
+        storage.save_event(project.id, make_event(release="1.0", timestamp=at(90)))
+        seen = storage.get_release(project.id, "1.0")
+        assert seen is not None
+        assert (seen.first_event, seen.new_groups) == (at(90), 1)
+        assert (seen.ref, seen.url, seen.date_released, seen.date_started) == (
+            release.ref,
+            release.url,
+            release.date_released,
+            release.date_started,
+        )
+
+    def test_update_release_changes_only_given_fields(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        other = storage.create_project("Other")
+        storage.save_event(project.id, make_event(release="1.0", timestamp=at(5)))
+        original = storage.get_release(project.id, "1.0")
+        assert original is not None
+        untouched = storage.create_release(other.id, "1.0")
+        sibling = storage.create_release(project.id, "2.0")
+
+        first = storage.update_release(project.id, "1.0", ReleaseChanges(ref="abc", url="u"))
+        assert first == dataclasses.replace(original, ref="abc", url="u")
+        second = storage.update_release(
+            project.id, "1.0", ReleaseChanges(date_released=at(100), url="v")
+        )
+        assert second == dataclasses.replace(original, ref="abc", url="v", date_released=at(100))
+        third = storage.update_release(project.id, "1.0", ReleaseChanges(date_started=at(50)))
+        assert third == dataclasses.replace(second, date_started=at(50))
+        # Nothing set changes nothing.
+        assert storage.update_release(project.id, "1.0", ReleaseChanges()) == third
+        assert storage.get_release(project.id, "1.0") == third
+        assert (third.first_event, third.new_groups) == (at(5), 1)
+        assert storage.get_release(other.id, "1.0") == untouched
+        assert storage.get_release(project.id, "2.0") == sibling
+
+    def test_update_unknown_release_is_none(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        other = storage.create_project("Other")
+        storage.create_release(other.id, "1.0")
+        assert storage.update_release(project.id, "1.0", ReleaseChanges(ref="x")) is None
+        assert storage.update_release(project.id, "1.0", ReleaseChanges()) is None
+        assert storage.update_release(999_999, "1.0", ReleaseChanges(ref="x")) is None
+        assert storage.get_release(project.id, "1.0") is None
+        assert storage.get_release(other.id, "1.0").ref is None  # type: ignore[union-attr]
 
     def test_list_releases_by_id_window(self, storage: Storage) -> None:
         project = storage.create_project("P")
@@ -1295,3 +1498,108 @@ class StorageContract:
         assert storage.project_stats(project.id, 3600, k + 1, k + 3599) == {}
         assert storage.project_stats(other.id, 3600, 0, 2**40) == {k: 1}
         assert storage.project_stats(999_999, 3600, 0, 2**40) == {}
+
+
+class StorageWithTokens(Storage, TokenStorage, t.Protocol):
+    """A storage that keeps auth tokens: what :class:`TokenStorageContract` tests."""
+
+
+def _token_hash() -> str:
+    return hashlib.sha256(uuid.uuid4().bytes).hexdigest()
+
+
+class TokenStorageContract:
+    """Contract tests for a :class:`~flask_sentry_api.storage.TokenStorage`; subclass it
+    (next to :class:`StorageContract`) and provide the same ``storage`` fixture."""
+
+    def test_satisfies_the_token_storage_protocol(self, storage: StorageWithTokens) -> None:
+        assert isinstance(storage, TokenStorage)
+
+    def test_create_token(self, storage: StorageWithTokens) -> None:
+        project = storage.create_project("P")
+        token_hash = _token_hash()
+        token = storage.create_token(
+            project.id,
+            token_hash,
+            ["project:read", "event:write"],
+            label="CI",
+            last_characters="a1b2",
+        )
+        assert isinstance(token, AuthToken) and isinstance(token.id, int)
+        assert (token.project_id, token.token_hash) == (project.id, token_hash)
+        assert token.scopes == ("project:read", "event:write")
+        assert (token.label, token.last_characters) == ("CI", "a1b2")
+        assert token.date_created.utcoffset() == timedelta(0)
+        assert abs(datetime.now(UTC) - token.date_created) < timedelta(minutes=5)
+        assert storage.get_token(token_hash) == token
+
+    def test_token_defaults(self, storage: StorageWithTokens) -> None:
+        project = storage.create_project("P")
+        token = storage.create_token(project.id, _token_hash(), ())
+        assert (token.scopes, token.label, token.last_characters) == ((), None, "")
+        assert storage.get_token(token.token_hash) == token
+
+    def test_scopes_round_trip_in_the_given_order(self, storage: StorageWithTokens) -> None:
+        project = storage.create_project("P")
+        for scopes in (
+            ("org:read", "event:admin", "project:read"),
+            tuple(reversed(SCOPES)),
+            ("project:releases",),
+        ):
+            token = storage.create_token(project.id, _token_hash(), list(scopes))
+            assert token.scopes == scopes
+            stored = storage.get_token(token.token_hash)
+            assert stored is not None and stored.scopes == scopes
+
+    def test_scopes_the_storage_cannot_keep_are_refused(self, storage: StorageWithTokens) -> None:
+        project = storage.create_project("P")
+        for scopes in (["project:read", "event:read event:write"], [""], ["tab\there"]):
+            with pytest.raises(ValueError):
+                storage.create_token(project.id, _token_hash(), scopes)
+        with pytest.raises(TypeError):
+            storage.create_token(project.id, _token_hash(), "project:read")
+        assert storage.list_tokens() == []
+
+    def test_token_hash_is_unique(self, storage: StorageWithTokens) -> None:
+        project = storage.create_project("P")
+        other = storage.create_project("Other")
+        token_hash = _token_hash()
+        token = storage.create_token(project.id, token_hash, ["project:read"])
+        with pytest.raises(Conflict) as info:
+            storage.create_token(other.id, token_hash, ["project:admin"])
+        assert info.value.field == "token_hash"
+        assert storage.get_token(token_hash) == token
+        assert storage.list_tokens() == [token]
+
+    def test_get_unknown_token_is_none(self, storage: StorageWithTokens) -> None:
+        project = storage.create_project("P")
+        storage.create_token(project.id, _token_hash(), ["project:read"])
+        assert storage.get_token(_token_hash()) is None
+        assert storage.get_token("") is None
+
+    def test_list_tokens_oldest_first(self, storage: StorageWithTokens) -> None:
+        project = storage.create_project("P")
+        other = storage.create_project("Other")
+        first = storage.create_token(project.id, _token_hash(), ["project:read"])
+        foreign = storage.create_token(other.id, _token_hash(), ["event:read"])
+        second = storage.create_token(project.id, _token_hash(), ["org:read"], label="b")
+        assert storage.list_tokens(project.id) == [first, second]
+        assert storage.list_tokens(other.id) == [foreign]
+        assert storage.list_tokens() == [first, foreign, second]
+        assert storage.list_tokens(999_999) == []
+
+    def test_delete_token(self, storage: StorageWithTokens) -> None:
+        project = storage.create_project("P")
+        doomed = storage.create_token(project.id, _token_hash(), ["project:read"])
+        kept = storage.create_token(project.id, _token_hash(), ["project:read"])
+        assert storage.delete_token(doomed.id) is True
+        assert storage.get_token(doomed.token_hash) is None
+        assert storage.list_tokens(project.id) == [kept]
+        assert storage.list_tokens() == [kept]
+        assert storage.delete_token(doomed.id) is False
+        assert storage.delete_token(999_999) is False
+        assert storage.get_token(kept.token_hash) == kept
+        # The hash is free again, and a new token never takes the old id.
+        again = storage.create_token(project.id, doomed.token_hash, ["event:read"])
+        assert again.id not in (doomed.id, kept.id)
+        assert storage.get_token(doomed.token_hash) == again

@@ -9,6 +9,7 @@ from flask.testing import FlaskClient
 
 from flask_sentry_api.storage import ROLE_API
 from flask_sentry_api.storage import ROLE_STORE
+from flask_sentry_api.storage import SCOPES
 from flask_sentry_api.storage import Project
 from flask_sentry_api.storage import ProjectKey
 from flask_sentry_api.storage import Storage
@@ -20,10 +21,10 @@ def project_url(project: Project) -> str:
     return f"/api/0/projects/{project.id}/"
 
 
-def assert_not_authenticated(response: object) -> None:
+def assert_not_authenticated(response: object, scheme: str = "Basic") -> None:
     assert response.status_code == 401  # type: ignore[attr-defined]
     assert response.get_json() == NOT_PROVIDED  # type: ignore[attr-defined]
-    assert response.headers["WWW-Authenticate"] == 'Basic realm="api"'  # type: ignore[attr-defined]
+    assert response.headers["WWW-Authenticate"] == f'{scheme} realm="api"'  # type: ignore[attr-defined]
     assert response.headers["Content-Type"] == "application/json"  # type: ignore[attr-defined]
 
 
@@ -69,7 +70,9 @@ def test_unknown_key_and_wrong_secret_are_indistinguishable(
 def test_malformed_authorization_headers_are_401(
     client: FlaskClient, project: Project, header: str
 ) -> None:
-    assert_not_authenticated(client.get(project_url(project), headers={"Authorization": header}))
+    response = client.get(project_url(project), headers={"Authorization": header})
+    # The challenge names the scheme the request tried.
+    assert_not_authenticated(response, "Bearer" if header.startswith("Bearer") else "Basic")
 
 
 def test_disabled_key(
@@ -117,8 +120,12 @@ def test_index_reports_what_valid_credentials_allow(
     client: FlaskClient, project: Project, key: ProjectKey
 ) -> None:
     body = client.get("/api/0/", headers=basic_auth(key)).get_json()
-    assert body == {"version": "0", "auth": {"project": str(project.id), "roles": ["store", "api"]}}
-    assert client.get("/api/0/", headers=basic_auth(key, secret="x")).get_json() == {"version": "0"}
+    assert body == {
+        "version": "0",
+        "auth": {"project": str(project.id), "roles": ["store", "api"], "scopes": list(SCOPES)},
+    }
+    # Credentials that are sent must be valid, as on every endpoint.
+    assert_not_authenticated(client.get("/api/0/", headers=basic_auth(key, secret="x")))
 
 
 def test_realm_is_configurable(project: Project) -> None:

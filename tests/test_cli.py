@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import typing as t
 
+import pytest
 from flask import Flask
 
 from flask_sentry_api import get_state
 from flask_sentry_api.storage import ROLE_API
 from flask_sentry_api.storage import ROLE_STORE
+from flask_sentry_api.storage import SCOPES
+from tests.helpers import add_group
 from tests.helpers import basic_auth
 from tests.helpers import make_app
 
@@ -99,3 +104,206 @@ def test_commands_create_tables_themselves() -> None:
     code, output = invoke(app, "create-project", "Fresh", "--json")
     assert code == 0, output
     assert json.loads(output)["id"] == "1"
+
+
+# -- auth tokens (SPEC §10) ------------------------------------------------------------------
+
+TOKEN = re.compile(r"^sntryu_[0-9a-f]{64}$")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def make_project(app: Flask, name: str = "Web") -> dict[str, str]:
+    code, output = invoke(app, "create-project", name, "--json")
+    assert code == 0, output
+    return t.cast(dict[str, str], json.loads(output))
+
+
+def create_token(app: Flask, *args: str) -> dict[str, t.Any]:
+    result = app.test_cli_runner().invoke(args=["sentry-api", "create-token", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return t.cast(dict[str, t.Any], json.loads(result.stdout))
+
+
+def test_create_token_json_with_every_scope_by_default(app: Flask) -> None:
+    project = make_project(app)
+    record = create_token(app, project["id"])
+    # SPEC §10's fields, and perhaps the token's id (what revoke-token takes).
+    assert {"token", "project", "scopes"} <= set(record) <= {"token", "id", "project", "scopes"}
+    [stored] = get_state(app).storage.list_tokens()
+    assert record.get("id", str(stored.id)) == str(stored.id)
+    assert TOKEN.match(record["token"])
+    assert record["project"] == project["id"]
+    assert record["scopes"] == list(SCOPES)
+    client = app.test_client()
+    assert client.get("/api/0/", headers=bearer(record["token"])).get_json() == {
+        "version": "0",
+        "auth": {"project": project["id"], "scopes": list(SCOPES)},
+    }
+    response = client.get(
+        f"/api/0/projects/sentry/{project['slug']}/", headers=bearer(record["token"])
+    )
+    assert response.status_code == 200
+    assert response.get_json()["id"] == project["id"]
+    # Each token is new.
+    assert create_token(app, project["id"])["token"] != record["token"]
+
+
+def test_create_token_with_chosen_scopes(app: Flask) -> None:
+    project = make_project(app)
+    storage = get_state(app).storage
+    group_id = add_group(storage, storage.get_project(int(project["id"])), "a")
+    record = create_token(
+        app,
+        project["id"],
+        "--scopes",
+        "event:read",
+        "--scopes",
+        "project:read",
+        "--scopes",
+        "event:read",
+    )
+    assert record["scopes"] == ["project:read", "event:read"]  # SCOPES order, no repeats
+    client = app.test_client()
+    headers = bearer(record["token"])
+    assert client.get(f"/api/0/issues/{group_id}/", headers=headers).status_code == 200
+    response = client.put(
+        f"/api/0/issues/{group_id}/", headers=headers, json={"status": "resolved"}
+    )
+    assert response.status_code == 403
+    assert response.get_json() == {"detail": "You do not have permission to perform this action."}
+    assert storage.get_group(group_id).status == "unresolved"
+    assert client.get("/api/0/", headers=headers).get_json()["auth"]["scopes"] == [
+        "project:read",
+        "event:read",
+    ]
+
+
+@pytest.mark.parametrize("scope", ["project:delete", "EVENT:READ", "org:write", ""])
+def test_create_token_with_an_unknown_scope_is_a_usage_error(app: Flask, scope: str) -> None:
+    project = make_project(app)
+    code, output = invoke(app, "create-token", project["id"], "--scopes", scope)
+    assert code == 2, output
+    assert "--scopes" in output
+    assert "sntryu_" not in output
+    assert get_state(app).storage.list_tokens() == []
+
+
+def test_create_token_for_an_unknown_project(app: Flask) -> None:
+    make_project(app)
+    for project_id in ("42", "0"):
+        code, output = invoke(app, "create-token", project_id)
+        assert code == 2, output
+        assert f"no project with id {project_id}" in output
+        assert "sntryu_" not in output
+    code, output = invoke(app, "create-token", "web")  # an id, not a slug
+    assert code == 2, output
+    assert get_state(app).storage.list_tokens() == []
+
+
+def test_create_token_plain_output_shows_the_token_once(app: Flask) -> None:
+    project = make_project(app)
+    result = app.test_cli_runner().invoke(
+        args=["sentry-api", "create-token", project["id"], "--scopes", "project:releases"]
+    )
+    assert result.exit_code == 0, result.output
+    tokens = re.findall(r"sntryu_[0-9a-f]+", result.output)
+    assert len(tokens) == 1 and TOKEN.match(tokens[0])
+    token = tokens[0]
+    [stored] = get_state(app).storage.list_tokens()
+    assert stored.token_hash == hashlib.sha256(token.encode()).hexdigest()
+    assert stored.last_characters == token[-4:]
+    assert stored.scopes == ("project:releases",)
+    fields = dict(line.split(None, 1) for line in result.stdout.strip().splitlines())
+    assert fields["token:"] == token
+    assert fields["id:"] == str(stored.id)
+    assert fields["project:"] == project["id"]
+    assert fields["scopes:"] == "project:releases"
+    assert "cannot be shown again" in result.output
+    response = app.test_client().post(
+        f"/api/0/projects/{project['id']}/releases/", headers=bearer(token), json={"version": "1.0"}
+    )
+    assert response.status_code == 201
+
+
+def test_list_tokens_never_shows_a_token(app: Flask) -> None:
+    web, other = make_project(app), make_project(app, "Other")
+    first = create_token(app, web["id"], "--label", "ci deploys")
+    second = create_token(app, other["id"], "--scopes", "event:read")
+    stored = {t.project_id: t for t in get_state(app).storage.list_tokens()}
+
+    code, output = invoke(app, "list-tokens")
+    assert code == 0, output
+    for record in (first, second):
+        assert record["token"] not in output
+        assert record["token"][7:] not in output
+        assert record["token"][-4:] in output
+    lines = output.strip().splitlines()
+    assert len(lines) == 2
+    assert lines[0].split("\t")[0] == str(stored[int(web["id"])].id)
+    assert "ci deploys" in lines[0] and f"project {web['id']}" in lines[0]
+    assert lines[1].split("\t")[0] == str(stored[int(other["id"])].id)
+    assert "event:read" in lines[1] and "event:write" not in lines[1]
+
+    code, output = invoke(app, "list-tokens", "--json")
+    assert code == 0, output
+    records = json.loads(output)
+    assert [r["id"] for r in records] == [
+        str(stored[int(web["id"])].id),
+        str(stored[int(other["id"])].id),
+    ]
+    assert [r["project"] for r in records] == [web["id"], other["id"]]
+    assert [r["tokenLastCharacters"] for r in records] == [
+        first["token"][-4:],
+        second["token"][-4:],
+    ]
+    assert records[0]["scopes"] == list(SCOPES) and records[1]["scopes"] == ["event:read"]
+    assert records[0]["label"] == "ci deploys" and records[1]["label"] is None
+    for record in (first, second):
+        assert record["token"] not in output and record["token"][7:] not in output
+
+    code, output = invoke(app, "list-tokens", "--project", other["id"], "--json")
+    assert code == 0, output
+    assert [r["project"] for r in json.loads(output)] == [other["id"]]
+    code, output = invoke(app, "list-tokens", "--project", "42")
+    assert (code, output.strip()) == (0, "")
+
+
+def test_revoke_token(app: Flask) -> None:
+    project = make_project(app)
+    revoked, kept = create_token(app, project["id"]), create_token(app, project["id"])
+    storage = get_state(app).storage
+    ids = [t.id for t in storage.list_tokens()]
+    client = app.test_client()
+    url = f"/api/0/projects/{project['id']}/"
+    assert client.get(url, headers=bearer(revoked["token"])).status_code == 200
+
+    code, output = invoke(app, "revoke-token", str(ids[0]))
+    assert code == 0, output
+    assert f"Token {ids[0]} is revoked" in output
+    response = client.get(url, headers=bearer(revoked["token"]))
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert client.get(url, headers=bearer(kept["token"])).status_code == 200
+    assert [t.id for t in storage.list_tokens()] == ids[1:]
+
+    code, output = invoke(app, "revoke-token", str(ids[0]))
+    assert code == 2
+    assert f"no token with id {ids[0]}" in output
+    code, output = invoke(app, "revoke-token", "999")
+    assert code == 2 and "no token with id 999" in output
+    assert invoke(app, "revoke-token", "abc")[0] == 2
+    assert client.get(url, headers=bearer(kept["token"])).status_code == 200
+
+
+def test_create_token_label_length(app: Flask) -> None:
+    project = make_project(app)
+    code, output = invoke(app, "create-token", project["id"], "--label", "x" * 10_000)
+    assert code == 2, output
+    assert "--label" in output
+    assert get_state(app).storage.list_tokens() == []
+    record = create_token(app, project["id"], "--label", "x" * 255)
+    assert TOKEN.match(record["token"])
+    assert get_state(app).storage.list_tokens()[0].label == "x" * 255

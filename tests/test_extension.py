@@ -14,6 +14,8 @@ from flask_sentry_api import get_state
 from flask_sentry_api.config import DEFAULTS
 from flask_sentry_api.storage import ROLE_API
 from flask_sentry_api.storage import ProjectKey
+from flask_sentry_api.tokens import hash_token
+from flask_sentry_api.tokens import new_token
 from tests.helpers import DATABASE_URL
 from tests.helpers import basic_auth
 from tests.helpers import close_after_test
@@ -214,3 +216,101 @@ FACTORY_STORAGE = new_memory_storage()
 def storage_factory(app: Flask) -> object:
     assert isinstance(app, Flask)
     return FACTORY_STORAGE
+
+
+# -- the organization slug and the token lookup (SPEC §10) ----------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "Acme",
+        "acme corp",
+        "acme/eu",
+        "acme?",
+        "ünï",
+        "-acme",
+        "acme-",
+        "x" * 51,
+        7,
+        None,
+        b"acme",
+    ],
+)
+def test_bad_organization_slug_fails_at_start_up(value: object) -> None:
+    app = bare_app(SENTRY_API_ORGANIZATION=value)
+    with_db(app)
+    with pytest.raises(ConfigurationError, match="SENTRY_API_ORGANIZATION"):
+        SentryAPI(app)
+    assert "sentry_api" not in app.blueprints
+
+
+@pytest.mark.parametrize("value", ["acme", "my-org_2", "7", "x" * 50])
+def test_organization_slug_is_configurable(value: str) -> None:
+    app = bare_app(SENTRY_API_ORGANIZATION=value)
+    with_db(app)
+    SentryAPI(app)
+    assert get_state(app).settings.organization == value
+    assert app.config["SENTRY_API_ORGANIZATION"] == value
+    adapter = app.url_map.bind("localhost")
+    endpoint, args = adapter.match(f"/api/0/organizations/{value}/issues/", "GET")
+    assert endpoint == "sentry_api.organization_issues"
+    assert args == {"organization_slug": value}
+
+
+def test_organization_slug_defaults_to_sentry() -> None:
+    app = bare_app()
+    with_db(app)
+    SentryAPI(app)
+    assert get_state(app).settings.organization == "sentry"
+    assert app.config["SENTRY_API_ORGANIZATION"] == "sentry"
+
+
+@pytest.mark.parametrize(
+    "value", ["no_such_module:lookup", "flask_sentry_api:no_such_name", "not an import", 42]
+)
+def test_bad_token_lookup_fails_at_start_up(value: object) -> None:
+    app = bare_app(SENTRY_API_TOKEN_LOOKUP=value)
+    with_db(app)
+    with pytest.raises(ConfigurationError, match="SENTRY_API_TOKEN_LOOKUP"):
+        SentryAPI(app)
+
+
+def test_bad_token_lookup_argument_fails_at_start_up() -> None:
+    app = bare_app()
+    with_db(app)
+    with pytest.raises(ConfigurationError, match="token_lookup"):
+        SentryAPI(app, token_lookup=42)
+
+
+def test_token_lookup_from_config_and_argument() -> None:
+    app = bare_app(SENTRY_API_TOKEN_LOOKUP="tests.test_extension:lookup_nothing")
+    with_db(app)
+    SentryAPI(app)
+    assert get_state(app).token_lookup is lookup_nothing
+
+    def host_lookup(token: str) -> None:
+        return None
+
+    app = bare_app(SENTRY_API_TOKEN_LOOKUP="tests.test_extension:lookup_nothing")
+    with_db(app)
+    SentryAPI(app, token_lookup=host_lookup)
+    assert get_state(app).token_lookup is host_lookup
+
+
+def test_default_token_lookup_asks_the_storage() -> None:
+    app = bare_app()
+    with_db(app)
+    SentryAPI(app)
+    with app.app_context():
+        storage = get_state(app).storage
+        storage.init_schema()
+        project = storage.create_project("Web")
+        token = new_token()
+        storage.create_token(project.id, hash_token(token), ("event:read",))
+        found = get_state(app).token_lookup(token)
+        assert found is not None and found.project_id == project.id
+        assert found.scopes == ("event:read",)
+        assert get_state(app).token_lookup(new_token()) is None
+        assert get_state(app).token_lookup(hash_token(token)) is None  # the hash is no token

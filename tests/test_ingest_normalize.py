@@ -25,6 +25,7 @@ from flask_sentry_api.ingest.body import read_body
 from flask_sentry_api.ingest.envelope import parse_envelope
 from flask_sentry_api.ingest.normalize import normalize_event
 from flask_sentry_api.storage import NewEvent
+from flask_sentry_api.tokens import new_token
 from tests.helpers import sdk_envelopes
 
 HERE = __name__
@@ -879,3 +880,20 @@ def test_event_shaped_json_gives_an_event_or_bad_request(payload: dict[str, Any]
 @given(anything | st.dictionaries(st.sampled_from(FIELDS), anything, max_size=8))
 def test_any_json_gives_an_event_or_bad_request(payload: Any) -> None:
     check_any(payload)
+
+
+def test_auth_tokens_are_never_stored_in_clear() -> None:
+    # sentry-cli send-event reports its whole environment, SENTRY_AUTH_TOKEN included.
+    token = new_token()
+    event = normalize_event(
+        {
+            "message": f"deploying with {token}",
+            "extra": {"environ": {"SENTRY_AUTH_TOKEN": token, "HOME": "/root"}},
+            "tags": {"note": f"t={token}"},
+        },
+        received=datetime.now(timezone.utc),
+    )
+    stored = json.dumps([event.message, event.title, event.tags, event.data], default=str)
+    assert token not in stored
+    assert event.data["extra"]["environ"] == {"SENTRY_AUTH_TOKEN": "[Filtered]", "HOME": "/root"}
+    assert event.message == "deploying with [Filtered]"

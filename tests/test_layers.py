@@ -58,6 +58,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "pagination.py",
         "search.py",
         "stats.py",
+        "tokens.py",
         "apidoc.py",
         "schemas.py",
         "ingest/*",

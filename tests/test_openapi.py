@@ -107,14 +107,24 @@ def test_operations_security(document):
     # SPEC section 3: "username = public key, password = secret key".
     assert "username = public key" in basic["description"]
     assert "password = secret key" in basic["description"]
-    assert document["security"] == [{"basic": []}]
+    assert document["security"] == [{"basic": []}, {"bearer": []}]
     paths = document["paths"]
-    assert paths["/"]["get"]["security"] == [{}, {"basic": []}]
+    assert paths["/"]["get"]["security"] == [{}, {"basic": []}, {"bearer": []}]
     assert paths["/openapi.json"]["get"]["security"] == []
     assert paths["/groups/{group_id}/"]["options"]["security"] == []
-    assert "security" not in paths["/groups/{group_id}/"]["get"]
+    # A token needs the operation's scope (SPEC §10); a key with the api role has them all.
+    assert paths["/groups/{group_id}/"]["get"]["security"] == [
+        {"basic": []},
+        {"bearer": ["event:read"]},
+    ]
+    assert paths["/projects/{project_id}/"]["put"]["security"][1] == {"bearer": ["project:write"]}
+    releases = "/organizations/{organization_slug}/releases/"
+    assert paths[releases]["post"]["security"][1] == {"bearer": ["project:releases"]}
     unauthorized = paths["/groups/{group_id}/"]["get"]["responses"]["401"]
-    assert unauthorized["headers"]["WWW-Authenticate"]["schema"]["const"] == 'Basic realm="api"'
+    assert unauthorized["headers"]["WWW-Authenticate"]["schema"]["enum"] == [
+        'Basic realm="api"',
+        'Bearer realm="api"',
+    ]
 
 
 def test_parameters(app, client, auth, project, document):
@@ -229,7 +239,10 @@ def test_documents_follow_the_app_configuration():
     assert document["servers"] == [{"url": "/sentry"}]
     assert "/projects/{project_id}/groups/" in document["paths"]
     unauthorized = document["paths"]["/events/{event_id}/"]["get"]["responses"]["401"]
-    assert unauthorized["headers"]["WWW-Authenticate"]["schema"]["const"] == 'Basic realm="errors"'
+    assert unauthorized["headers"]["WWW-Authenticate"]["schema"]["enum"] == [
+        'Basic realm="errors"',
+        'Bearer realm="errors"',
+    ]
     mounted = client.get("/sentry/openapi.json", base_url="http://localhost/mount/")
     assert mounted.get_json()["servers"] == [{"url": "/mount/sentry"}]
 

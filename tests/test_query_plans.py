@@ -1,4 +1,5 @@
-"""Every group-list ordering is served by an index range scan, never a sort of the table.
+"""Every list ordering is served by an index range scan, never a sort of the table, and every
+lookup by a unique key by an index.
 
 The statements are captured as the default storage sends them, then explained by the
 database itself (SQLite's EXPLAIN QUERY PLAN, PostgreSQL's EXPLAIN with sequential scans
@@ -53,3 +54,55 @@ def test_group_pages_read_an_index_range(
     else:
         assert "Index Scan" in plan, plan
         assert "Sort" not in plan, plan
+
+
+def on_sqlite(app: Flask) -> bool:
+    return bool(app.extensions["sqlalchemy"].engine.dialect.name == "sqlite")
+
+
+def only_statement(app: Flask, action: t.Callable[[], object]) -> tuple[str, t.Any]:
+    [statement] = captured_statements(app, action)
+    return statement
+
+
+@pytest.mark.parametrize("op", [None, "<=", ">"])
+def test_project_event_pages_read_an_index_range(
+    app: Flask, storage: Storage, project: Project, op: str | None
+) -> None:
+    window = Window(op=op, value=1_000, descending=op != ">", offset=5, limit=101)
+    plan = explain(
+        app, *only_statement(app, lambda: storage.list_project_events(project.id, window))
+    )
+    if on_sqlite(app):
+        assert re.search(r"USING (COVERING )?INDEX sentry_event_project_id", plan), plan
+        assert "TEMP B-TREE" not in plan, plan
+    else:
+        assert "sentry_event_project_id" in plan, plan
+        assert "Sort" not in plan, plan
+
+
+def test_oldest_event_reads_one_index_entry(app: Flask, storage: Storage) -> None:
+    plan = explain(app, *only_statement(app, lambda: storage.oldest_event(1)))
+    if on_sqlite(app):
+        assert "USING INDEX sentry_event_group_datetime" in plan, plan
+        assert "TEMP B-TREE" not in plan, plan
+    else:
+        assert "sentry_event_group_datetime" in plan, plan
+        assert "Sort" not in plan, plan
+
+
+@pytest.mark.parametrize("lookup", ["project_by_slug", "event_by_event_id", "token_by_hash"])
+def test_lookups_by_unique_key_use_an_index(
+    app: Flask, storage: Storage, project: Project, lookup: str
+) -> None:
+    actions: dict[str, t.Callable[[], object]] = {
+        "project_by_slug": lambda: storage.get_project_by_slug("web"),
+        "event_by_event_id": lambda: storage.get_event_by_event_id(project.id, "0" * 32),
+        "token_by_hash": lambda: storage.get_token("0" * 64),  # type: ignore[attr-defined]
+    }
+    plan = explain(app, *only_statement(app, actions[lookup]))
+    if on_sqlite(app):
+        assert re.search(r"SEARCH \S+ USING (COVERING )?INDEX", plan), plan
+    else:
+        assert "Index Scan" in plan, plan
+        assert "Seq Scan" not in plan, plan

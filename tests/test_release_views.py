@@ -42,7 +42,23 @@ def test_events_create_releases_with_first_last_and_new_groups(
     assert first["firstEvent"] == (NOW - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert first["lastEvent"] == (NOW - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert body[0]["newGroups"] == 0
-    assert set(first) == {"version", "dateCreated", "firstEvent", "lastEvent", "newGroups"}
+    assert set(first) == {
+        "version",
+        "shortVersion",
+        "ref",
+        "url",
+        "dateCreated",
+        "dateReleased",
+        "dateStarted",
+        "firstEvent",
+        "lastEvent",
+        "newGroups",
+        "projects",
+    }
+    assert first["projects"] == [
+        {"id": str(project.id), "name": project.name, "slug": project.slug}
+    ]
+    assert (first["ref"], first["url"], first["dateReleased"], first["dateStarted"]) == (None,) * 4
 
 
 def test_create_and_read_and_delete(
@@ -82,7 +98,8 @@ def test_duplicate_version_is_400(
         {"version": ".."},
         {"version": "latest"},
         {"version": 12},
-        {"version": "1.0", "ref": "abc"},
+        {"version": "1.0", "owner": "abc"},
+        {"version": "1.0", "dateReleased": "yesterday"},
     ],
 )
 def test_invalid_versions_are_field_errors(
@@ -90,7 +107,7 @@ def test_invalid_versions_are_field_errors(
 ) -> None:
     response = client.post(f"/api/0/projects/{project.id}/releases/", headers=auth, json=body)
     assert response.status_code == 400
-    assert set(response.get_json()) <= {"version", "ref"}
+    assert set(response.get_json()) <= {"version", "owner", "dateReleased"}
     assert client.get(f"/api/0/projects/{project.id}/releases/", headers=auth).get_json() == []
 
 

@@ -1,6 +1,8 @@
-"""Security (issue 6 §7): one project's key reaches nothing of another project on any
-route, ingestion is scoped to the key's project, secrets never reach logs or responses,
-error bodies carry no traceback or SQL, and secrets are compared in constant time.
+"""Security (issue 6 §7, SPEC §3 and §10): one project's key or auth token reaches nothing
+of another project on any route, a token reaches only what its scopes allow, a DSN's
+public key alone or a revoked token is no credential, ingestion is scoped to the key's
+project, secrets and tokens never reach logs or responses, error bodies carry no traceback
+or SQL, and secrets are compared in constant time.
 
 The route walk discovers the web API's rules from ``app.url_map``: a new route is walked
 without anyone remembering to add it here, and one whose path parameter the walk cannot
@@ -27,6 +29,8 @@ import pytest
 import sqlalchemy.exc
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.routing import IntegerConverter
+from werkzeug.routing import Map
 from werkzeug.routing import Rule
 from werkzeug.test import TestResponse
 
@@ -36,7 +40,9 @@ import flask_sentry_api.views.ingest
 from flask_sentry_api import get_state
 from flask_sentry_api.storage import ROLE_API
 from flask_sentry_api.storage import ROLE_STORE
+from flask_sentry_api.storage import SCOPES
 from flask_sentry_api.storage import STAT_RESOLUTIONS
+from flask_sentry_api.storage import AuthToken
 from flask_sentry_api.storage import GroupChanges
 from flask_sentry_api.storage import GroupQuery
 from flask_sentry_api.storage import NewEvent
@@ -45,13 +51,20 @@ from flask_sentry_api.storage import ProjectKey
 from flask_sentry_api.storage import Storage
 from flask_sentry_api.storage import Unavailable
 from flask_sentry_api.storage import epoch_seconds
+from flask_sentry_api.tokens import allows
+from flask_sentry_api.tokens import hash_token
+from flask_sentry_api.tokens import new_token
 from tests.helpers import EVERYTHING
+from tests.helpers import FORBIDDEN
+from tests.helpers import NOT_PROVIDED
 from tests.helpers import basic_auth
 from tests.helpers import envelope
 from tests.helpers import near_misses
 from tests.helpers import sentry_auth
 
 WEB_PREFIX = "/api/0/"
+#: The one organization's slug (``SENTRY_API_ORGANIZATION``'s default).
+ORGANIZATION = "sentry"
 #: Endpoints under the prefix that are public by design and not walked.
 UNWALKED = {"sentry_api.index", "sentry_api.not_found"}
 #: Verbs the walk sends (HEAD is GET without a body, OPTIONS needs no credentials).
@@ -82,11 +95,82 @@ EXPECTED_WALK = {
     ("project_tag_key", "DELETE"),
     ("project_tag_values", "GET"),
 }
+#: Every (endpoint, verb) of Sentry's later paths (SPEC §10), and the verb §10 added to a
+#: 2015 endpoint: the walk must cover these too, so a route removed by mistake is caught.
+EXPECTED_SENTRY_WALK = {
+    ("release_details", "PUT"),
+    ("sdk_event_details", "GET"),
+    ("organizations", "GET"),
+    ("organization_details", "GET"),
+    ("organization_projects", "GET"),
+    ("organization_issues", "GET"),
+    ("organization_issues", "PUT"),
+    ("organization_issues", "DELETE"),
+    ("organization_issue_details", "GET"),
+    ("organization_issue_details", "PUT"),
+    ("organization_issue_details", "DELETE"),
+    ("organization_releases", "GET"),
+    ("organization_releases", "POST"),
+    ("organization_release_details", "GET"),
+    ("organization_release_details", "PUT"),
+    ("organization_release_details", "DELETE"),
+    ("org_project_details", "GET"),
+    ("org_project_details", "PUT"),
+    ("org_project_issues", "GET"),
+    ("org_project_issues", "PUT"),
+    ("org_project_issues", "DELETE"),
+    ("org_project_groups", "GET"),
+    ("org_project_groups", "PUT"),
+    ("org_project_groups", "DELETE"),
+    ("org_project_events", "GET"),
+    ("org_project_event_details", "GET"),
+    ("org_project_releases", "GET"),
+    ("org_project_releases", "POST"),
+    ("org_project_release_details", "GET"),
+    ("org_project_release_details", "PUT"),
+    ("org_project_release_details", "DELETE"),
+    ("org_project_keys", "GET"),
+    ("org_project_stats", "GET"),
+    ("org_project_tag_key", "DELETE"),
+    ("org_project_tag_values", "GET"),
+    ("issue_details", "GET"),
+    ("issue_details", "PUT"),
+    ("issue_details", "DELETE"),
+    ("issue_events", "GET"),
+    ("issue_event_details", "GET"),
+    ("issue_notes", "GET"),
+    ("issue_notes", "POST"),
+    ("issue_tags", "GET"),
+    ("issue_tag_values", "GET"),
+    ("issue_stats", "GET"),
+}
 
 T0 = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
 STATS_START = epoch_seconds(T0) - 3 * 86400
 STATS_END = epoch_seconds(T0) + 3 * 86400
 TAG_KEYS = ("browser", "level", "release")
+
+
+# -- credentials -------------------------------------------------------------------------
+
+
+def issue_token(storage: t.Any, project_id: int, scopes: t.Iterable[str]) -> tuple[str, AuthToken]:
+    """A new auth token of the project with ``scopes``: (the token, what is stored of it)."""
+    token = new_token()
+    stored = storage.create_token(
+        project_id, hash_token(token), tuple(scopes), label=None, last_characters=token[-4:]
+    )
+    return token, stored
+
+
+def bearer(token: str) -> dict[str, str]:
+    """``Authorization: Bearer <token>`` (sentry-cli 3, every modern client)."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def basic_token(token: str) -> dict[str, str]:
+    """The token as Basic username with an empty password (sentry-cli 2 ``--api-key``)."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{token}:".encode()).decode()}
 
 
 # -- seeding and snapshots ---------------------------------------------------------------
@@ -99,21 +183,51 @@ class Seeded:
     project: Project
     key: ProjectKey
     group_ids: tuple[int, int]
+    #: The events' row ids, oldest first; the first three are of the first group.
     event_ids: tuple[int, ...]
+    #: The same events' 32-hex ids as the SDK sent them.
+    sdk_event_ids: tuple[str, ...]
 
     @property
     def auth(self) -> dict[str, str]:
         return basic_auth(self.key)
 
-    def fills(self) -> dict[str, t.Any]:
-        """A value naming an existing object of the project for every path parameter."""
+    @property
+    def short_id(self) -> str:
+        """The first group's short id (``VICTIM-12``)."""
+        return f"{self.project.slug.upper()}-{self.group_ids[0]}"
+
+    def fills(self, rule: Rule, variant: int = 0) -> dict[str, t.Any]:
+        """A value naming an existing object of the project for every path parameter of
+        ``rule``. Variant 0 names the project by slug, the issue by id and an event by the
+        SDK's id; variant 1 names them the other ways the paths allow: the project by
+        numeric id, the issue by short id, an event by its dashed UUID or, under an issue,
+        ``latest``. An ``<int:event_id>`` is the event's row id."""
+        event_id: t.Any
+        if isinstance(rule._converters.get("event_id"), IntegerConverter):
+            event_id = self.event_ids[0]
+        elif variant == 0:
+            event_id = self.sdk_event_ids[0]  # an event of the first group
+        elif "issue_id" in rule.arguments:
+            event_id = "latest"
+        else:
+            event_id = str(uuid.UUID(self.sdk_event_ids[0]))
+        first = self.group_ids[0]
         return {
+            "organization_slug": ORGANIZATION,
             "project_id": self.project.id,
-            "group_id": self.group_ids[0],
-            "event_id": self.event_ids[0],
+            "project_id_or_slug": self.project.slug if variant == 0 else str(self.project.id),
+            "group_id": first,
+            "issue_id": str(first) if variant == 0 else self.short_id,
+            "event_id": event_id,
             "key": "browser",
             "version": "1.0",
         }
+
+    def markers(self) -> list[str]:
+        """Strings (lowercase) that only a response carrying the project's data holds."""
+        key = self.key
+        return [self.project.slug, key.public_key, key.secret_key, *self.sdk_event_ids]
 
 
 def seed(storage: Storage, name: str) -> Seeded:
@@ -121,6 +235,7 @@ def seed(storage: Storage, name: str) -> Seeded:
     key = storage.create_key(project.id, ROLE_STORE | ROLE_API)
     storage.create_release(project.id, "1.0")
     event_ids = []
+    sdk_event_ids = []
     groups = []
     for n, (group_hash, browser) in enumerate(
         [("a", "Firefox"), ("a", "Chrome"), ("a", "Firefox"), ("b", "Safari"), ("b", "Firefox")]
@@ -140,6 +255,7 @@ def seed(storage: Storage, name: str) -> Seeded:
             ),
         )
         event_ids.append(saved.event.id)
+        sdk_event_ids.append(saved.event.event_id)
         if saved.group.id not in groups:
             groups.append(saved.group.id)
     first, second = groups
@@ -150,7 +266,7 @@ def seed(storage: Storage, name: str) -> Seeded:
     storage.update_groups(
         project.id, GroupQuery(ids=(second,)), GroupChanges(status="muted", is_bookmarked=True)
     )
-    return Seeded(project, key, (first, second), tuple(event_ids))
+    return Seeded(project, key, (first, second), tuple(event_ids), tuple(sdk_event_ids))
 
 
 def snapshot(app: Flask, seeded: Seeded) -> dict[str, t.Any]:
@@ -163,9 +279,12 @@ def snapshot(app: Flask, seeded: Seeded) -> dict[str, t.Any]:
         return {
             "project": storage.get_project(pid),
             "key": storage.get_key(seeded.key.public_key),
+            "keys": storage.list_keys(pid),
+            "tokens": storage.list_tokens(pid),  # type: ignore[attr-defined]
             "groups": sorted(groups, key=lambda group: group.id),
             "group": {gid: storage.get_group(gid) for gid in group_ids},
             "events": {gid: storage.list_events(gid, EVERYTHING) for gid in group_ids},
+            "project events": storage.list_project_events(pid, EVERYTHING),
             "event": {eid: storage.get_event(eid) for eid in seeded.event_ids},
             "latest": {gid: storage.latest_event(gid) for gid in group_ids},
             "notes": {gid: storage.list_notes(gid, EVERYTHING) for gid in group_ids},
@@ -202,6 +321,10 @@ def seeded(storage: Storage) -> Seeded:
 # -- the route walk ----------------------------------------------------------------------
 
 
+def view_class_of(app: Flask, endpoint: str) -> t.Any:
+    return getattr(app.view_functions[endpoint], "view_class", None)
+
+
 def walked_routes(app: Flask) -> list[tuple[Rule, list[str]]]:
     """Every web API rule with the verbs its view allows (HEAD and OPTIONS left out)."""
     routes = []
@@ -211,7 +334,7 @@ def walked_routes(app: Flask) -> list[tuple[Rule, list[str]]]:
             continue
         if endpoint in UNWALKED or "openapi" in endpoint or rule.rule == WEB_PREFIX:
             continue
-        view_class = getattr(app.view_functions[endpoint], "view_class", None)
+        view_class = view_class_of(app, endpoint)
         assert view_class is not None and hasattr(view_class, "verbs"), (
             f"{rule.rule} ({endpoint}): cannot tell which verbs it allows"
         )
@@ -221,14 +344,44 @@ def walked_routes(app: Flask) -> list[tuple[Rule, list[str]]]:
     return routes
 
 
-def attacks(endpoint: str, verb: str, seeded: Seeded) -> list[tuple[dict[str, t.Any], t.Any]]:
-    """(query string, JSON body) pairs for a verb of an endpoint: for writes, requests
-    that would change project A's data if the permission check were missing."""
+def organization_scoped(rule: Rule) -> bool:
+    """Whether the rule is an organization's path that names no issue: its view acts on
+    the project the credential reaches, which repeated ``project=<id>`` narrows."""
+    return rule.rule.startswith(f"{WEB_PREFIX}organizations/") and "issue_id" not in rule.arguments
+
+
+def names_nothing(rule: Rule) -> bool:
+    """Whether the rule's path names no object of a project (``/organizations/<org>/...``,
+    whose views act on whatever the credential reaches)."""
+    return set(rule.arguments) <= {"organization_slug"}
+
+
+def attack_name(app: Flask, endpoint: str) -> str:
+    """The 2015 endpoint whose attacks ``endpoint`` uses: the one served by the same view
+    class, or by the nearest base class of its view (same methods, same bodies); else its
+    own name."""
+    by_class = {view_class_of(app, f"sentry_api.{name}"): name for name, _ in EXPECTED_WALK}
+    for cls in view_class_of(app, endpoint).__mro__:
+        if cls in by_class:
+            return by_class[cls]
+    return endpoint.removeprefix("sentry_api.")
+
+
+def attacks(
+    app: Flask, rule: Rule, verb: str, seeded: Seeded
+) -> list[tuple[dict[str, t.Any], t.Any]]:
+    """(query string, JSON body) pairs for a verb of a rule: for writes, requests that
+    would change project A's data if the permission check were missing. On an
+    organization's path, each is sent once naming A by ``project=<id>`` (the organization's
+    narrowing) and once as is (then only A's ids in the query or body name A)."""
     first, second = seeded.group_ids
     both = {"id": [first, second]}
     flags = {"status": "resolved", "isBookmarked": True, "hasSeen": True, "isPublic": True}
     table: dict[tuple[str, str], list[tuple[dict[str, t.Any], t.Any]]] = {
-        ("project_details", "PUT"): [({}, {"name": "Hacked", "slug": "hacked", "isPublic": True})],
+        ("project_details", "PUT"): [
+            # A slug of its own, so the control walk's many projects can all take theirs.
+            ({}, {"name": "Hacked", "slug": f"hacked-{seeded.project.id}", "isPublic": True})
+        ],
         ("project_groups", "PUT"): [
             (both, flags),
             ({}, {"status": "resolved"}),  # without ids: every group of the project
@@ -239,16 +392,33 @@ def attacks(endpoint: str, verb: str, seeded: Seeded) -> list[tuple[dict[str, t.
         ("group_details", "PUT"): [({}, flags)],
         ("group_notes", "POST"): [({}, {"text": "pwned"})],
         ("project_releases", "POST"): [({}, {"version": "evil"})],
+        ("release_details", "PUT"): [({}, {"dateReleased": "2020-01-01T00:00:00Z"})],
+        ("organization_releases", "POST"): [
+            ({}, {"version": "evil", "projects": [seeded.project.slug]}),
+            ({}, {"version": "evil", "projects": [seeded.project.id]}),  # sentry-cli 3
+        ],
     }
     default = [({}, {} if verb in ("PUT", "POST") else None)]
-    return table.get((endpoint.removeprefix("sentry_api."), verb), default)
+    found = table.get((attack_name(app, rule.endpoint), verb), default)
+    if organization_scoped(rule):
+        named = [({**query, "project": seeded.project.id}, body) for query, body in found]
+        found = named + found
+    return found
 
 
-def route_path(app: Flask, rule: Rule, seeded: Seeded) -> str:
-    unknown = set(rule.arguments) - set(seeded.fills())
-    assert not unknown, f"{rule.rule}: no value to fill path parameter(s) {sorted(unknown)}"
-    values = {name: seeded.fills()[name] for name in rule.arguments}
-    return app.url_map.bind("testserver.local").build(rule.endpoint, values)
+def route_paths(app: Flask, rule: Rule, seeded: Seeded) -> list[str]:
+    """The rule's path naming the seeded project's objects, once per way of naming them
+    (see :meth:`Seeded.fills`), without repeats."""
+    adapter = app.url_map.bind("testserver.local")
+    paths: list[str] = []
+    for variant in (0, 1):
+        fills = seeded.fills(rule, variant)
+        unknown = set(rule.arguments) - set(fills)
+        assert not unknown, f"{rule.rule}: no value to fill path parameter(s) {sorted(unknown)}"
+        path = adapter.build(rule.endpoint, {name: fills[name] for name in rule.arguments})
+        if path not in paths:
+            paths.append(path)
+    return paths
 
 
 def send(
@@ -260,16 +430,41 @@ def send(
     return client.open(path, method=verb, **kwargs)
 
 
+def label_of(verb: str, path: str, query: t.Any, body: t.Any) -> str:
+    return f"{verb} {path} {query or ''} {body or ''}".strip()
+
+
+def is_detail(response: TestResponse) -> bool:
+    """Whether the body is an error's ``{"detail": "..."}`` and nothing else."""
+    return (
+        response.is_json
+        and isinstance(response.json, dict)
+        and list(response.json) == ["detail"]
+        and isinstance(response.json["detail"], str)
+    )
+
+
+def walk(app: Flask, seeded: Seeded) -> t.Iterator[tuple[Rule, str, str, dict[str, t.Any], t.Any]]:
+    """(rule, verb, path, query, body) of every request of the walk on ``seeded``'s data:
+    every rule, every way of naming its objects, every verb, every attack."""
+    for rule, verbs in walked_routes(app):
+        for path in route_paths(app, rule, seeded):
+            for verb in verbs:
+                for query, body in attacks(app, rule, verb, seeded):
+                    yield rule, verb, path, query, body
+
+
 def test_walk_covers_every_route(app: Flask, seeded: Seeded) -> None:
+    assert get_state(app).settings.organization == ORGANIZATION
     routes = walked_routes(app)
     walked = {
         (rule.endpoint.removeprefix("sentry_api."), verb)
         for rule, verbs in routes
         for verb in verbs
     }
-    missing = EXPECTED_WALK - walked
+    missing = (EXPECTED_WALK | EXPECTED_SENTRY_WALK) - walked
     assert not missing, f"the walk no longer reaches {sorted(missing)}"
-    assert len(routes) >= len({endpoint for endpoint, _ in EXPECTED_WALK})
+    assert len(routes) >= len({endpoint for endpoint, _ in EXPECTED_WALK | EXPECTED_SENTRY_WALK})
     # Every skipped rule under the prefix is one that is public by design.
     walked_endpoints = {rule.endpoint for rule, _ in routes}
     skipped = {
@@ -278,67 +473,253 @@ def test_walk_covers_every_route(app: Flask, seeded: Seeded) -> None:
         if rule.rule.startswith(WEB_PREFIX) and rule.endpoint not in walked_endpoints
     }
     assert {e for e in skipped if "openapi" not in e} == UNWALKED
-    for rule, _ in routes:
-        route_path(app, rule, seeded)  # every path parameter can be filled
+    for rule, verbs in routes:
+        paths = route_paths(app, rule, seeded)  # every path parameter can be filled
+        # A project, an issue or an SDK event id is walked both ways it can be named.
+        sdk_event = "event_id" in rule.arguments and not isinstance(
+            rule._converters["event_id"], IntegerConverter
+        )
+        two_ways = sdk_event or bool({"project_id_or_slug", "issue_id"} & set(rule.arguments))
+        assert len(paths) == (2 if two_ways else 1), (rule.rule, paths)
+        for verb in verbs:
+            # Every method needs a scope a token can hold.
+            assert view_class_of(app, rule.endpoint).required_scope(verb) in SCOPES
+
+
+def test_an_unfillable_path_parameter_fails_the_walk(app: Flask, seeded: Seeded) -> None:
+    rule = Rule("/api/0/widgets/<int:widget_id>/", endpoint="sentry_api.group_details")
+    Map([rule])  # binds the rule, as app.url_map binds the real ones
+    with pytest.raises(
+        AssertionError, match=r"no value to fill path parameter\(s\) \['widget_id'\]"
+    ):
+        route_paths(app, rule, seeded)
+
+
+def assert_reaches_nothing(
+    app: Flask, client: FlaskClient, seeded: Seeded, credentials: dict[str, dict[str, str]]
+) -> None:
+    """Every request of the walk, sent with each of another project's ``credentials``
+    (by name), reaches nothing of project A: on a path that names A's objects it is a 403
+    or 404 with a ``{"detail"}`` body; on one that names nothing it may also succeed for
+    the credential's own project. Either way no response carries A's data, nothing of A
+    changes, and every credential gets the same answer."""
+    before = snapshot(app, seeded)
+    markers = seeded.markers()
+    problems = []
+    walked = set()
+    for rule, verb, path, query, body in walk(app, seeded):
+        walked.add((rule.endpoint.removeprefix("sentry_api."), verb))
+        request = label_of(verb, path, query, body)
+        answers = {}
+        for name, headers in credentials.items():
+            response = send(client, verb, path, headers, query, body)
+            label = f"{name}: {request}"
+            status, data = response.status_code, response.get_data(as_text=True)
+            answers[name] = (status, data)
+            if status in (403, 404):
+                if not is_detail(response):
+                    problems.append(f"{label}: body {data[:200]!r}")
+            elif not (names_nothing(rule) and 200 <= status < 300):
+                problems.append(f"{label}: {status} {data[:200]!r}")
+            leaked = [marker for marker in markers if marker in data.lower()]
+            if leaked:
+                problems.append(f"{label}: {status}, the body shows A's {leaked}")
+        if len(set(answers.values())) > 1:
+            problems.append(f"{request}: the credentials get different answers {answers}")
+        changed = changed_parts(before, snapshot(app, seeded))
+        if changed:
+            problems.append(f"{request} ({', '.join(credentials)}): changed project A's {changed}")
+            before = snapshot(app, seeded)
+    assert not problems, "\n".join(problems)
+    assert walked >= EXPECTED_WALK | EXPECTED_SENTRY_WALK
 
 
 def test_other_projects_key_reaches_nothing_on_any_route(
     app: Flask, client: FlaskClient, seeded: Seeded, other_auth: dict[str, str]
 ) -> None:
-    before = snapshot(app, seeded)
-    problems = []
-    walked = set()
-    for rule, verbs in walked_routes(app):
-        path = route_path(app, rule, seeded)
-        for verb in verbs:
-            walked.add((rule.endpoint.removeprefix("sentry_api."), verb))
-            for query, body in attacks(rule.endpoint, verb, seeded):
-                response = send(client, verb, path, other_auth, query, body)
-                label = f"{verb} {path} {query or ''} {body or ''}".strip()
-                if response.status_code not in (403, 404):
-                    problems.append(f"{label}: {response.status_code} {response.data[:200]!r}")
-                elif not (
-                    response.is_json
-                    and isinstance(response.json, dict)
-                    and list(response.json) == ["detail"]
-                    and isinstance(response.json["detail"], str)
-                ):
-                    problems.append(f"{label}: body {response.data[:200]!r}")
-                changed = changed_parts(before, snapshot(app, seeded))
-                if changed:
-                    problems.append(f"{label}: changed project A's {changed}")
-                    before = snapshot(app, seeded)
-    assert not problems, "\n".join(problems)
-    assert walked >= EXPECTED_WALK
+    assert_reaches_nothing(app, client, seeded, {"key": other_auth})
 
 
-def test_walk_requests_succeed_with_the_projects_own_key(
+def test_other_projects_token_reaches_nothing_on_any_route(
+    app: Flask,
+    client: FlaskClient,
+    storage: Storage,
+    seeded: Seeded,
+    other_project: Project,
+    other_auth: dict[str, str],
+) -> None:
+    """A token of another project, with every scope, sent as Bearer or as Basic
+    ``<token>:``, is refused exactly like that project's key."""
+    token, _ = issue_token(storage, other_project.id, SCOPES)
+    credentials = {"bearer token": bearer(token), "basic token": basic_token(token)}
+    assert_reaches_nothing(app, client, seeded, {**credentials, "key": other_auth})
+
+
+def test_walk_requests_succeed_with_the_projects_own_credentials(
     app: Flask, storage: Storage, seeded: Seeded
 ) -> None:
-    """The control for the walk: with project A's own key the same requests succeed and
+    """The control for the walks: with project A's own key the same requests succeed and
     every write changes the snapshot. So the walk's 403/404s come from the permission
-    check, not from a parameter naming nothing or a body the view would refuse anyway."""
+    check, not from a parameter naming nothing or a body the view would refuse anyway.
+
+    The first request of each (route, verb) is sent a second time with a token of A that
+    holds exactly the scope its method needs (Bearer, or Basic ``<token>:`` every other
+    time): the scope that the refused tokens below lack is enough. Paths that can name
+    their objects two ways alternate between them. Writes get a freshly seeded project
+    each (earlier writes do not interfere); reads share ``seeded``, which none may change."""
     client = app.test_client()
+    read_tokens = {scope: issue_token(storage, seeded.project.id, [scope])[0] for scope in SCOPES}
+    shared_before = snapshot(app, seeded)
     problems = []
     n = 0
     for rule, verbs in walked_routes(app):
+        view_class = view_class_of(app, rule.endpoint)
         for verb in verbs:
-            for index in range(len(attacks(rule.endpoint, verb, seeded))):
-                n += 1
-                own = seed(storage, f"Own {n}")  # fresh data: earlier writes do not interfere
-                query, body = attacks(rule.endpoint, verb, own)[index]
-                path = route_path(app, rule, own)
-                before = snapshot(app, own)
-                response = send(client, verb, path, own.auth, query, body)
-                label = f"{verb} {path} {query or ''} {body or ''}".strip()
-                if not 200 <= response.status_code < 300:
-                    problems.append(f"{label}: {response.status_code} {response.data[:200]!r}")
-                changed = changed_parts(before, snapshot(app, own))
-                if verb == "GET" and changed:
-                    problems.append(f"{label}: a read changed {changed}")
-                if verb != "GET" and not changed:
-                    problems.append(f"{label}: the snapshot does not see this write")
+            scope = view_class.required_scope(verb)
+            for index in range(len(attacks(app, rule, verb, seeded))):
+                for with_token in (False, True) if index == 0 else (False,):
+                    n += 1
+                    own = seeded if verb == "GET" else seed(storage, f"Own {n}")
+                    if not with_token:
+                        credential, headers = "key", own.auth
+                    else:
+                        token = read_tokens[scope] if own is seeded else None
+                        token = token or issue_token(storage, own.project.id, [scope])[0]
+                        as_basic = n % 4 < 2
+                        credential = f"{scope} token" + (" as Basic" if as_basic else "")
+                        headers = basic_token(token) if as_basic else bearer(token)
+                    before = shared_before if own is seeded else snapshot(app, own)
+                    query, body = attacks(app, rule, verb, own)[index]
+                    paths = route_paths(app, rule, own)
+                    path = paths[n % len(paths)]
+                    response = send(client, verb, path, headers, query, body)
+                    label = f"{credential}: {label_of(verb, path, query, body)}"
+                    if not 200 <= response.status_code < 300:
+                        problems.append(f"{label}: {response.status_code} {response.data[:200]!r}")
+                    changed = changed_parts(before, snapshot(app, own))
+                    if verb == "GET" and changed:
+                        problems.append(f"{label}: a read changed {changed}")
+                        shared_before = snapshot(app, seeded)
+                    if verb != "GET" and not changed:
+                        problems.append(f"{label}: the snapshot does not see this write")
     assert not problems, "\n".join(problems)
+
+
+def test_a_token_without_the_required_scope_is_refused_everywhere(
+    app: Flask, client: FlaskClient, storage: Storage, seeded: Seeded
+) -> None:
+    """On every (route, verb), project A's own token holding every scope except those
+    that satisfy the one the method needs gets a 403 and changes nothing (the control walk
+    shows that the needed scope alone is enough)."""
+    lacking: dict[str, dict[str, str]] = {}
+    for scope in SCOPES:
+        others = [other for other in SCOPES if not allows({other}, scope)]
+        assert others and not allows(others, scope)
+        token, _ = issue_token(storage, seeded.project.id, others)
+        lacking[scope] = bearer(token) if len(lacking) % 2 else basic_token(token)
+    before = snapshot(app, seeded)
+    problems = []
+    for rule, verb, path, query, body in walk(app, seeded):
+        scope = view_class_of(app, rule.endpoint).required_scope(verb)
+        response = send(client, verb, path, lacking[scope], query, body)
+        label = f"without {scope}: {label_of(verb, path, query, body)}"
+        if response.status_code != 403 or response.json != FORBIDDEN:
+            problems.append(f"{label}: {response.status_code} {response.data[:200]!r}")
+        if "WWW-Authenticate" in response.headers:
+            problems.append(f"{label}: a 403 challenges {response.headers['WWW-Authenticate']}")
+        changed = changed_parts(before, snapshot(app, seeded))
+        if changed:
+            problems.append(f"{label}: changed {changed}")
+            before = snapshot(app, seeded)
+    assert not problems, "\n".join(problems)
+
+
+def assert_not_authenticated_anywhere(
+    app: Flask, client: FlaskClient, seeded: Seeded, credentials: dict[str, tuple[str, dict]]
+) -> None:
+    """Every request of the walk, and the index, sent with each of ``credentials`` (name:
+    (the scheme its challenge names, headers)), is a 401 that changes nothing."""
+    before = snapshot(app, seeded)
+    problems = []
+    requests = [("GET", WEB_PREFIX, {}, None)]
+    requests += [(verb, path, query, body) for _, verb, path, query, body in walk(app, seeded)]
+    for verb, path, query, body in requests:
+        for name, (scheme, headers) in credentials.items():
+            response = send(client, verb, path, headers, query, body)
+            label = f"{name}: {label_of(verb, path, query, body)}"
+            challenge = response.headers.get("WWW-Authenticate")
+            if response.status_code != 401 or response.json != NOT_PROVIDED:
+                problems.append(f"{label}: {response.status_code} {response.data[:200]!r}")
+            elif challenge != f'{scheme} realm="api"':
+                problems.append(f"{label}: challenge {challenge!r}")
+    assert not problems, "\n".join(problems)
+    assert changed_parts(before, snapshot(app, seeded)) == []
+
+
+def test_a_dsn_public_key_alone_is_no_credential(
+    app: Flask, client: FlaskClient, seeded: Seeded
+) -> None:
+    """The public key is in every DSN, so in every browser bundle: alone (Basic
+    ``<public>:``, or as a Bearer token) it is a 401 everywhere."""
+    public = seeded.key.public_key
+    alone = base64.b64encode(f"{public}:".encode()).decode()
+    credentials = {
+        "public key as Basic": ("Basic", {"Authorization": f"Basic {alone}"}),
+        "public key as Bearer": ("Bearer", bearer(public)),
+    }
+    assert_not_authenticated_anywhere(app, client, seeded, credentials)
+
+
+def test_a_revoked_token_is_refused_everywhere(
+    app: Flask, client: FlaskClient, storage: t.Any, seeded: Seeded
+) -> None:
+    token, stored = issue_token(storage, seeded.project.id, SCOPES)
+    project_path = f"/api/0/projects/{ORGANIZATION}/{seeded.project.slug}/"
+    for headers in (bearer(token), basic_token(token)):
+        assert client.get(project_path, headers=headers).status_code == 200
+    index = client.get(WEB_PREFIX, headers=bearer(token))
+    assert index.json["auth"] == {"scopes": list(SCOPES), "project": str(seeded.project.id)}
+
+    assert storage.delete_token(stored.id) is True
+    credentials = {
+        "revoked token": ("Bearer", bearer(token)),
+        "revoked token as Basic": ("Basic", basic_token(token)),
+    }
+    assert_not_authenticated_anywhere(app, client, seeded, credentials)
+
+
+def test_a_token_gains_no_scope_through_the_keys_it_can_read(
+    app: Flask, client: FlaskClient, storage: Storage, seeded: Seeded
+) -> None:
+    """A token may list its project's keys with ``project:read`` (SPEC §10), and the list
+    shows each key's secret (as Sentry's does). A project key with the Web API role holds
+    every scope (SPEC §3), so a secret shown to a read-only token must not come back as a
+    credential that may do what the token may not (in Sentry a DSN's keys are no web API
+    credential at all)."""
+    token, _ = issue_token(storage, seeded.project.id, ["project:read"])
+    keys = client.get(
+        f"/api/0/projects/{ORGANIZATION}/{seeded.project.slug}/keys/", headers=bearer(token)
+    )
+    assert keys.status_code == 200, keys.data
+    writes = [
+        ("DELETE", f"/api/0/issues/{seeded.group_ids[0]}/", None),  # event:admin
+        ("PUT", f"/api/0/projects/{seeded.project.id}/", {"name": "Escalated"}),  # project:write
+    ]
+    for verb, path, body in writes:
+        assert send(client, verb, path, bearer(token), {}, body).status_code == 403
+    before = snapshot(app, seeded)
+    gained = []
+    for shown in keys.json:
+        if not shown.get("secret"):
+            continue
+        pair = base64.b64encode(f"{shown['public']}:{shown['secret']}".encode()).decode()
+        for verb, path, body in writes:
+            response = send(client, verb, path, {"Authorization": f"Basic {pair}"}, {}, body)
+            if 200 <= response.status_code < 300:
+                gained.append(f"key {shown['public']} read with project:read: {verb} {path}")
+    assert not gained, (
+        "\n".join(gained) + f"\nchanged {changed_parts(before, snapshot(app, seeded))}"
+    )
 
 
 # -- ingestion ---------------------------------------------------------------------------
@@ -468,6 +849,15 @@ def test_secrets_are_never_logged_or_echoed(
             (store_only.public_key, store_only.secret_key),
         ]
     ]
+    # Auth tokens: one with every scope, one with org:read only, one revoked; only their
+    # hashes are stored (a hash in a log is fine, the token is not).
+    token, _ = issue_token(storage, pid, SCOPES)
+    narrow, _ = issue_token(storage, pid, ["org:read"])
+    revoked, revoked_row = issue_token(storage, pid, SCOPES)
+    assert storage.delete_token(revoked_row.id)  # type: ignore[attr-defined]
+    auth_tokens = [token, narrow, revoked, *near_misses(token).values()]
+    tokens += [base64.b64encode(f"{value}:".encode()).decode() for value in auth_tokens]
+    org_project = f"/api/0/projects/{ORGANIZATION}/{seeded.project.slug}/"
     group, event = seeded.group_ids[0], seeded.event_ids[0]
     ingest_path = f"/api/{pid}/store/"
 
@@ -522,9 +912,33 @@ def test_secrets_are_never_logged_or_echoed(
             403,
             client.get(f"/api/0/projects/{pid}/", headers=basic_auth(store_only)),
         )
+        # Credentials that are sent must be valid, even where none are needed (so
+        # `sentry-cli info` notices a revoked token).
         check(
-            "index wrong secret", 200, client.get("/api/0/", headers=basic_auth(key, secret=wrong))
+            "index wrong secret", 401, client.get("/api/0/", headers=basic_auth(key, secret=wrong))
         )
+        check("token index", 200, client.get("/api/0/", headers=bearer(token)))
+        check("token project", 200, client.get(org_project, headers=bearer(token)))
+        check("token as Basic", 200, client.get(org_project, headers=basic_token(token)))
+        check(
+            "token put issue",
+            200,
+            client.put(f"/api/0/issues/{group}/", headers=bearer(token), json={"hasSeen": True}),
+        )
+        check(
+            "token note",
+            201,
+            client.post(
+                f"/api/0/issues/{group}/notes/", headers=basic_token(token), json={"text": "hi"}
+            ),
+        )
+        check("token keys", 200, client.get(f"{org_project}keys/", headers=bearer(token)))
+        check("token missing scope", 403, client.get(org_project, headers=bearer(narrow)))
+        check("revoked token", 401, client.get(org_project, headers=bearer(revoked)))
+        check("revoked token index", 401, client.get("/api/0/", headers=bearer(revoked)))
+        check("revoked token as Basic", 401, client.get(org_project, headers=basic_token(revoked)))
+        for name, miss in near_misses(token).items():
+            check(f"token {name} off", 401, client.get(org_project, headers=bearer(miss)))
         check(
             "ingest header secret",
             200,
@@ -601,7 +1015,7 @@ def test_secrets_are_never_logged_or_echoed(
         r.name.startswith("sqlalchemy.engine") and not is_row_dump(r) for r in caplog.records
     )
 
-    needles = secrets + tokens
+    needles = secrets + tokens + auth_tokens
     leaks = []
     for record in caplog.records:
         if is_row_dump(record):
@@ -611,7 +1025,10 @@ def test_secrets_are_never_logged_or_echoed(
     for label, _, response in responses:
         raw = response.get_data(as_text=True)
         headers = "\n".join(f"{name}: {value}" for name, value in response.headers.items())
-        leaks += [f"{label} body: {n}" for n in needles if n in raw]
+        # The keys endpoint shows the project's keys, secrets included, by design (SPEC §10,
+        # what Sentry's shows); it must not show any token.
+        shown = auth_tokens if label == "token keys" else needles
+        leaks += [f"{label} body: {n}" for n in shown if n in raw]
         leaks += [f"{label} headers: {n}" for n in needles if n in headers]
     assert not leaks, "\n".join(sorted(set(leaks)))
 

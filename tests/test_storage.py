@@ -33,6 +33,7 @@ from flask_sentry_api.pagination import Window
 from flask_sentry_api.sqlalchemy_storage import SQLAlchemyStorage
 from flask_sentry_api.testing import T0
 from flask_sentry_api.testing import StorageContract
+from flask_sentry_api.testing import TokenStorageContract
 from flask_sentry_api.testing import make_event
 
 DATABASE_URL = os.environ.get("SENTRY_API_TEST_DATABASE_URL", "sqlite://")
@@ -77,13 +78,13 @@ def sqlalchemy_storage(*, never_reuse_ids: bool = False) -> Iterator[SQLAlchemyS
         context.pop()
 
 
-class TestMemoryStorage(StorageContract):
+class TestMemoryStorage(StorageContract, TokenStorageContract):
     @pytest.fixture
     def storage(self) -> Iterator[MemoryStorage]:
         yield MemoryStorage()
 
 
-class TestSQLAlchemyStorage(StorageContract):
+class TestSQLAlchemyStorage(StorageContract, TokenStorageContract):
     @pytest.fixture
     def storage(self) -> Iterator[SQLAlchemyStorage]:
         with sqlalchemy_storage() as storage:
@@ -212,10 +213,18 @@ delete_ops = st.tuples(
     st.just("delete"), st.integers(0, 1), st.lists(st.integers(1, 12), max_size=3)
 )
 note_ops = st.tuples(st.just("note"), st.integers(0, 100))
+release_details = st.builds(
+    s.ReleaseChanges,
+    ref=st.sampled_from((None, "abc", "def")),
+    url=st.sampled_from((None, "https://ci.example/1")),
+    date_released=st.sampled_from((None, T0, T0 + timedelta(seconds=90.5))),
+    date_started=st.sampled_from((None, T0 - timedelta(hours=1))),
+)
 release_ops = st.tuples(
-    st.sampled_from(("create_release", "delete_release")),
+    st.sampled_from(("create_release", "update_release", "delete_release")),
     st.integers(0, 1),
     st.sampled_from(VERSIONS),
+    release_details,
 )
 tag_key_ops = st.tuples(st.just("delete_tag_key"), st.integers(0, 1), st.sampled_from(TAG_KEYS))
 operations = st.lists(
@@ -362,7 +371,9 @@ class _Subject:
             group_id = self.group_id(existing[op[1] % len(existing)])
             return call(storage.create_note, group_id, f"note {op[1]}")
         if kind == "create_release":
-            return call(storage.create_release, projects[op[1]], op[2])
+            return call(storage.create_release, projects[op[1]], op[2], op[3])
+        if kind == "update_release":
+            return call(storage.update_release, projects[op[1]], op[2], op[3])
         if kind == "delete_release":
             return call(storage.delete_release, projects[op[1]], op[2])
         if kind == "delete_tag_key":
@@ -373,6 +384,18 @@ class _Subject:
         """Everything the Protocol can read, as comparable values."""
         storage, normal = self.storage, self.normal
         seen: list[t.Any] = [normal([storage.get_project(p) for p in self.projects])]
+        seen.append(normal([storage.get_project_by_slug(slug) for slug in ("same", "same-2", "x")]))
+        for project_id in self.projects:
+            events = storage.list_project_events(project_id, EVERYTHING)
+            seen.append(normal(events))
+            for key in [e.id for e in events[:2] + events[-2:]]:
+                for op in ("<=", "==", ">"):
+                    for descending in (True, False):
+                        window = Window(op, key, descending, offset=1, limit=2)  # type: ignore[arg-type]
+                        seen.append(normal(storage.list_project_events(project_id, window)))
+            for seed in range(0, 41, 4):
+                event = storage.get_event_by_event_id(project_id, f"{seed:032x}")
+                seen.append(normal(event))
         queries = [
             s.GroupQuery(),
             s.GroupQuery(status="unresolved"),
@@ -424,6 +447,7 @@ class _Subject:
             events = storage.list_events(group_id, EVERYTHING)
             seen.append(normal(events))
             seen.append(normal(storage.latest_event(group_id)))
+            seen.append(normal(storage.oldest_event(group_id)))
             for event in events:
                 previous, following = storage.adjacent_events(event)
                 seen.append(

@@ -16,6 +16,8 @@ from datetime import timedelta
 from datetime import timezone
 from typing import Any
 
+from ..tokens import TOKEN_PREFIX
+
 #: Longest message or formatted log line kept (Sentry's limit).
 MAX_MESSAGE = 8192
 #: Longest tag value (Sentry's limit and the storage column).
@@ -26,6 +28,9 @@ MAX_NAME = 512
 MAX_DEPTH = 10
 
 _BAD_CHARS_RE = re.compile("[\x00\ud800-\udfff]")
+_TOKEN_RE = re.compile(re.escape(TOKEN_PREFIX) + "[0-9a-fA-F]{64}")
+#: What replaces a value that must not be stored (Sentry's word for it).
+FILTERED = "[Filtered]"
 _NUMBER_RE = re.compile(r"[+-]?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?")
 _ISO_RE = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?"
@@ -34,7 +39,12 @@ _ISO_RE = re.compile(
 
 
 def safe_str(text: str) -> str:
-    """``text`` with NUL and lone surrogates replaced by U+FFFD."""
+    """``text`` with NUL and lone surrogates replaced by U+FFFD, and any of this server's
+    auth tokens by ``[Filtered]``."""
+    if TOKEN_PREFIX in text:
+        # Tools report their environment (sentry-cli send-event sends SENTRY_AUTH_TOKEN in
+        # ``extra.environ``): a token must never be stored in clear.
+        text = _TOKEN_RE.sub(FILTERED, text)
     # Nearly every string of an event is ASCII (isascii() reads a flag, no scan); the regex
     # is for the rest.
     if text.isascii() and "\x00" not in text:

@@ -112,6 +112,22 @@ def release(row: Row) -> s.Release:
         first_event=_aware_or_none(row.first_event),
         last_event=_aware_or_none(row.last_event),
         new_groups=int(row.new_groups),
+        ref=row.ref,
+        url=row.url,
+        date_released=_aware_or_none(row.date_released),
+        date_started=_aware_or_none(row.date_started),
+    )
+
+
+def token(row: Row) -> s.AuthToken:
+    return s.AuthToken(
+        id=row.id,
+        project_id=row.project_id,
+        token_hash=row.token_hash,
+        scopes=tuple(row.scopes.split()),
+        date_created=aware(row.date_created),
+        label=row.label,
+        last_characters=row.last_characters,
     )
 
 

@@ -1,8 +1,10 @@
 """The SQL storage itself: projects and keys, group queries, bulk update, merge and delete,
-and the event, note, release, tag and stats reads (the write path is :mod:`.events`)."""
+the event, note, release, tag and stats reads (the write path is :mod:`.events`), and auth
+tokens."""
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import typing as t
 
@@ -26,6 +28,8 @@ if t.TYPE_CHECKING:
 
 class SQLAlchemyStorage(EventWriter):
     """Storage on a Flask-SQLAlchemy ``db``; its tables are named ``<table_prefix>*``.
+
+    A :class:`~flask_sentry_api.storage.TokenStorage` too.
 
     :param db: the host's :class:`flask_sqlalchemy.SQLAlchemy` instance.
     :param table_prefix: prefix of every table, so the storage never collides with the
@@ -83,6 +87,18 @@ class SQLAlchemyStorage(EventWriter):
             lambda: sa.select(Project).where(Project.c.id == sa.bindparam("b_id")),
         )
         row = connection.execute(by_id, {"b_id": project_id}).first()
+        return records.project(row) if row is not None else None
+
+    @sql.translating_errors
+    def get_project_by_slug(self, slug: str) -> s.Project | None:
+        Project = self.models.Project.__table__
+        connection = self.session.connection()
+        by_slug = self._statement(
+            connection,
+            "project_by_slug",
+            lambda: sa.select(Project).where(Project.c.slug == sa.bindparam("b_slug")),
+        )
+        row = connection.execute(by_slug, {"b_slug": slug}).first()
         return records.project(row) if row is not None else None
 
     @sql.translating_errors
@@ -417,12 +433,46 @@ class SQLAlchemyStorage(EventWriter):
         return records.event(row) if row is not None else None
 
     @sql.translating_errors
+    def get_event_by_event_id(self, project_id: int, event_id: str) -> s.Event | None:
+        Event = self.models.Event.__table__
+        connection = self.session.connection()
+        # Served by the unique (project_id, event_id) key that deduplicates SDK retries.
+        by_event_id = self._statement(
+            connection,
+            "event_by_event_id",
+            lambda: sa.select(Event).where(
+                Event.c.project_id == sa.bindparam("b_project"),
+                Event.c.event_id == sa.bindparam("b_event_id"),
+            ),
+        )
+        params = {"b_project": project_id, "b_event_id": event_id}
+        row = connection.execute(by_event_id, params).first()
+        return records.event(row) if row is not None else None
+
+    @sql.translating_errors
+    def list_project_events(self, project_id: int, window: Window) -> list[s.Event]:
+        Event = self.models.Event
+        stmt = sql.keyset(sa.select(Event).where(Event.project_id == project_id), window, Event.id)
+        return [records.event(row) for row in self.session.scalars(stmt)]
+
+    @sql.translating_errors
     def latest_event(self, group_id: int) -> s.Event | None:
         Event = self.models.Event
         row = self.session.scalar(
             sa.select(Event)
             .where(Event.group_id == group_id)
             .order_by(Event.datetime.desc(), Event.id.desc())
+            .limit(1)
+        )
+        return records.event(row) if row is not None else None
+
+    @sql.translating_errors
+    def oldest_event(self, group_id: int) -> s.Event | None:
+        Event = self.models.Event
+        row = self.session.scalar(
+            sa.select(Event)
+            .where(Event.group_id == group_id)
+            .order_by(Event.datetime.asc(), Event.id.asc())
             .limit(1)
         )
         return records.event(row) if row is not None else None
@@ -479,11 +529,19 @@ class SQLAlchemyStorage(EventWriter):
         return [records.release(row) for row in self.session.scalars(stmt)]
 
     @sql.translating_errors
-    def create_release(self, project_id: int, version: str) -> s.Release:
+    def create_release(
+        self, project_id: int, version: str, details: s.ReleaseChanges | None = None
+    ) -> s.Release:
         Release = self.models.Release
         created = self.session.execute(
             self._insert(Release)
-            .values(project_id=project_id, version=version, date_created=s.utcnow(), new_groups=0)
+            .values(
+                project_id=project_id,
+                version=version,
+                date_created=s.utcnow(),
+                new_groups=0,
+                **_changed_fields(details or s.ReleaseChanges()),
+            )
             .on_conflict_do_nothing(index_elements=["project_id", "version"])
             .returning(Release.id)
         ).scalar()
@@ -492,6 +550,24 @@ class SQLAlchemyStorage(EventWriter):
             raise s.Conflict("version", "A release with this version already exists.")
         release = self.get_release(project_id, version)
         assert release is not None
+        self.session.commit()
+        return release
+
+    @sql.translating_errors
+    def update_release(
+        self, project_id: int, version: str, changes: s.ReleaseChanges
+    ) -> s.Release | None:
+        values = _changed_fields(changes)
+        if not values:
+            return self.get_release(project_id, version)
+        Release = self.models.Release.__table__
+        row = self.session.execute(
+            sa.update(Release)
+            .where(Release.c.project_id == project_id, Release.c.version == version)
+            .values(values)
+            .returning(*Release.c)
+        ).first()
+        release = records.release(row) if row is not None else None
         self.session.commit()
         return release
 
@@ -604,6 +680,65 @@ class SQLAlchemyStorage(EventWriter):
         )
         return {int(bucket): int(count) for bucket, count in rows}
 
+    # -- auth tokens -----------------------------------------------------------------------
+    @sql.translating_errors
+    def create_token(
+        self,
+        project_id: int,
+        token_hash: str,
+        scopes: t.Sequence[str],
+        *,
+        label: str | None = None,
+        last_characters: str = "",
+    ) -> s.AuthToken:
+        AuthToken = self.models.AuthToken.__table__
+        row = self.session.execute(
+            self._insert(AuthToken)
+            .values(
+                project_id=project_id,
+                token_hash=token_hash,
+                scopes=" ".join(s.checked_scopes(scopes)),
+                label=label,
+                last_characters=last_characters,
+                date_created=s.utcnow(),
+            )
+            .on_conflict_do_nothing(index_elements=["token_hash"])
+            .returning(*AuthToken.c)
+        ).first()
+        if row is None:
+            self.session.rollback()
+            raise s.Conflict("token_hash", "A token with this hash already exists.")
+        token = records.token(row)
+        self.session.commit()
+        return token
+
+    @sql.translating_errors
+    def get_token(self, token_hash: str) -> s.AuthToken | None:
+        AuthToken = self.models.AuthToken.__table__
+        connection = self.session.connection()
+        by_hash = self._statement(
+            connection,
+            "token_by_hash",
+            lambda: sa.select(AuthToken).where(AuthToken.c.token_hash == sa.bindparam("b_hash")),
+        )
+        row = connection.execute(by_hash, {"b_hash": token_hash}).first()
+        return records.token(row) if row is not None else None
+
+    @sql.translating_errors
+    def list_tokens(self, project_id: int | None = None) -> list[s.AuthToken]:
+        AuthToken = self.models.AuthToken.__table__
+        stmt = sa.select(AuthToken).order_by(AuthToken.c.id)
+        if project_id is not None:
+            stmt = stmt.where(AuthToken.c.project_id == project_id)
+        return [records.token(row) for row in self.session.execute(stmt)]
+
+    @sql.translating_errors
+    def delete_token(self, token_id: int) -> bool:
+        AuthToken = self.models.AuthToken
+        deleted = self._rowcount(sa.delete(AuthToken).where(AuthToken.id == token_id))
+        self.session.commit()
+        return bool(deleted)
+
     # -- bulk loading ----------------------------------------------------------------------
     def bulk_seed(
         self,
@@ -632,3 +767,12 @@ class SQLAlchemyStorage(EventWriter):
         BulkSeeder(self.models, self.engine, project_id).run(
             chunks, progress or (lambda done: None)
         )
+
+
+def _changed_fields(changes: s.ReleaseChanges) -> dict[str, t.Any]:
+    """The fields of ``changes`` that are set (not None), by column name."""
+    return {
+        field.name: getattr(changes, field.name)
+        for field in dataclasses.fields(changes)
+        if getattr(changes, field.name) is not None
+    }

@@ -23,7 +23,10 @@ from ..apidoc import Op
 from ..apidoc import link
 from ..auth import basic_auth
 from ..auth import check_key
-from ..auth import current_key
+from ..auth import check_token
+from ..auth import current_credential
+from ..auth import token_auth
+from ..auth import uses_bearer
 from ..http import json_response
 from ..pagination import Page
 from ..pagination import Window
@@ -35,6 +38,9 @@ from ..schemas import repeated_parameter
 from ..schemas import with_settings
 from ..state import get_state
 from ..storage import MAX_ID
+from ..storage import MAX_SLUG_LENGTH
+from ..storage import ROLE_API
+from ..storage import SCOPES
 from ..storage import Group
 from ..storage import Project
 from ..storage import Storage
@@ -43,6 +49,8 @@ T = t.TypeVar("T")
 
 #: The order of the ``Allow`` header (Django's, as Sentry sent it).
 _VERB_ORDER = ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS")
+#: The access each verb needs, in the words of Sentry's scopes (``event:read``, ...).
+_ACCESS = {"GET": "read", "HEAD": "read", "POST": "write", "PUT": "write", "DELETE": "admin"}
 
 
 #: Runtime expressions of OpenAPI links (where a response's values lead).
@@ -72,12 +80,21 @@ def group_links(group_id: str) -> dict[str, Link]:
 
 class APIView(MethodView):
     """An endpoint: OPTIONS describes it, HEAD is GET without a body, other verbs it lacks
-    are a JSON 405, and (unless :attr:`requires_auth` is off) a key with the Web API role
-    is required."""
+    are a JSON 405, and (unless :attr:`requires_auth` is off) a project key with the Web API
+    role, or a token with the scope the method needs, is required.
+
+    Paths in today's Sentry dialect (SPEC §10) reach the same methods: a project slug (or
+    id) and an issue's short id (or id) are resolved to the ``project_id`` and
+    ``group_id`` the methods take.
+    """
 
     init_every_request = False
     provide_automatic_options = False
     requires_auth: t.ClassVar[bool] = True
+    #: What its methods act on, for token scopes: ``event`` (issues, events, notes) or
+    #: ``project``. GET needs ``<kind>:read``, POST/PUT ``:write``, DELETE ``:admin``
+    #: unless the method's :attr:`Op.scope` says otherwise.
+    scope_kind: t.ClassVar[str] = "project"
     #: What each method does, takes and answers: the OPTIONS answer, the OpenAPI document
     #: and the query-string parsing all come from here.
     operations: t.ClassVar[dict[str, Op]] = {}
@@ -85,7 +102,8 @@ class APIView(MethodView):
     def __init__(self) -> None:
         # Credentials are checked inside dispatch_request, after the checks that need
         # none (OPTIONS, 405, ids out of range), rather than through ``decorators``.
-        self._authenticated = basic_auth.login_required(self._handle)
+        self._with_basic = basic_auth.login_required(self._handle)
+        self._with_bearer = token_auth.login_required(self._handle)
 
     @classmethod
     def verbs(cls) -> list[str]:
@@ -105,6 +123,14 @@ class APIView(MethodView):
         method = method.lower()
         return cls.operations.get("get" if method == "head" else method)
 
+    @classmethod
+    def required_scope(cls, method: str) -> str:
+        """The token scope ``method`` needs."""
+        op = cls.operation(method)
+        if op is not None and op.scope is not None:
+            return op.scope
+        return f"{cls.scope_kind}:{_ACCESS[method.upper()]}"
+
     def dispatch_request(self, **kwargs: t.Any) -> t.Any:
         method = request.method
         if method == "OPTIONS":
@@ -117,12 +143,50 @@ class APIView(MethodView):
         if op is not None and op.query is not None:
             repeated_parameter(op.query, request.args.to_dict(flat=False))
         if self.requires_auth:
-            return self._authenticated(**kwargs)
+            return (self._with_bearer if uses_bearer() else self._with_basic)(**kwargs)
         return self._handle(**kwargs)
 
     def _handle(self, **kwargs: t.Any) -> t.Any:
         method = request.method
-        return getattr(self, "get" if method == "HEAD" else method.lower())(**kwargs)
+        if self.requires_auth and not current_credential().allows(self.required_scope(method)):
+            raise errors.PermissionDenied()
+        handler = getattr(self, "get" if method == "HEAD" else method.lower())
+        return handler(**self.resolve_path(kwargs))
+
+    def resolve_path(self, kwargs: dict[str, t.Any]) -> dict[str, t.Any]:
+        """The method's arguments from the path's: Sentry's later paths name the
+        organization, a project by slug and an issue by short id."""
+        # Routing matched the organization already: only the app's slug is converted.
+        kwargs.pop("organization_slug", None)
+        if "project_id_or_slug" in kwargs:
+            kwargs["project_id"] = self.find_project(kwargs.pop("project_id_or_slug")).id
+        if "issue_id" in kwargs:
+            kwargs["group_id"] = self.find_group_id(kwargs.pop("issue_id"))
+        return kwargs
+
+    def find_project(self, id_or_slug: str) -> Project:
+        """The project a path names by slug, or else by numeric id (404 if none)."""
+        project = None
+        if len(id_or_slug) <= MAX_SLUG_LENGTH:
+            project = self.storage.get_project_by_slug(id_or_slug)
+        if project is None and _is_id(id_or_slug):
+            project = self.storage.get_project(int(id_or_slug))
+        if project is None:
+            raise errors.NotFound()
+        return project
+
+    def find_group_id(self, id_or_short_id: str) -> int:
+        """The group id a path names by id, or by short id (``WEB-12``: the project's slug,
+        any case, and the id)."""
+        if _is_id(id_or_short_id):
+            return int(id_or_short_id)
+        slug, dash, number = id_or_short_id.rpartition("-")
+        group = self.storage.get_group(int(number)) if dash and _is_id(number) else None
+        if group is not None:
+            project = self.storage.get_project(group.project_id)
+            if project is not None and project.slug.upper() == slug.upper():
+                return group.id
+        raise errors.NotFound()
 
     @classmethod
     def parameters(cls) -> dict[str, str]:
@@ -163,8 +227,9 @@ class APIView(MethodView):
         return load_query(op.query, request.args.to_dict(flat=False), get_state().settings)
 
     def project_for_key(self, project_id: int) -> Project:
-        """The project, if the request's key belongs to it (403 otherwise, 404 if gone)."""
-        if current_key().project_id != project_id:
+        """The project, if the request's credential reaches it (403 otherwise, 404 if
+        gone)."""
+        if current_credential().project_id != project_id:
             raise errors.PermissionDenied()
         project = self.storage.get_project(project_id)
         if project is None:
@@ -210,6 +275,24 @@ class APIView(MethodView):
         return json_response(body, headers={"Link": link})
 
 
+class OrganizationScoped(APIView):
+    """An endpoint under ``/organizations/<org>/``: what it lists is what the request's
+    credential reaches (one project), narrowed by repeated ``project=<id>`` parameters."""
+
+    def reachable_project(self) -> Project:
+        """The credential's project, if every ``project`` parameter names it (or is -1,
+        Sentry's "all projects"); 403 for any other project."""
+        project_id = current_credential().project_id
+        for value in request.args.getlist("project"):
+            if value == "-1":
+                continue
+            if not _is_id(value):
+                raise errors.BadRequest(f'Invalid value for parameter "project": {value[:50]!r}.')
+            if int(value) != project_id:
+                raise errors.PermissionDenied()
+        return self.project_for_key(project_id)
+
+
 class IndexView(APIView):
     """The API's root: its version, and what the credentials sent (if any) allow."""
 
@@ -220,15 +303,35 @@ class IndexView(APIView):
 
     def get(self) -> Response:
         body: dict[str, t.Any] = {"version": "0"}
-        credentials = request.authorization
-        if credentials is not None and credentials.type == "basic":
-            try:
-                key = check_key(credentials.username or "", credentials.password or "", role=None)
-            except errors.AuthenticationFailed:
-                pass
-            else:
-                body["auth"] = {"project": str(key.project_id), "roles": key.role_names}
+        auth = _describe_credentials()
+        if auth is not None:
+            body["auth"] = auth
         return json_response(body)
+
+
+def _describe_credentials() -> dict[str, t.Any] | None:
+    """What the request's credentials allow: a token's project and scopes (what
+    ``sentry-cli info`` reads), or a key's project, roles and scopes, whatever its roles.
+    None when it sent none; credentials that are sent must be valid (401 otherwise, so a
+    tool checking its token learns that it was revoked)."""
+    credentials = request.authorization
+    if uses_bearer():
+        token = credentials.token if credentials is not None else None
+    elif credentials is not None and credentials.type == "basic" and not credentials.password:
+        token = credentials.username
+    elif credentials is not None and credentials.type == "basic":
+        key = check_key(credentials.username or "", credentials.password or "", role=None)
+        scopes = list(SCOPES) if key.has_role(ROLE_API) else []
+        return {"project": str(key.project_id), "roles": key.role_names, "scopes": scopes}
+    else:
+        return None
+    credential = check_token(token or "")
+    return {"project": str(credential.project_id), "scopes": credential.scope_list}
+
+
+def _is_id(text: str) -> bool:
+    """Whether a path segment is an id a storage could hold."""
+    return text.isascii() and text.isdigit() and 0 < len(text) <= 19 and int(text) <= MAX_ID
 
 
 class NotFoundView(APIView):

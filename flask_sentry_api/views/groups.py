@@ -24,6 +24,9 @@ from ..schemas import GroupListArgsSchema
 from ..schemas import GroupUpdateSchema
 from ..schemas import NoteCreateSchema
 from ..schemas import NoteSchema
+from ..schemas import OrganizationBulkDeleteArgsSchema
+from ..schemas import OrganizationBulkUpdateArgsSchema
+from ..schemas import OrganizationGroupListArgsSchema
 from ..schemas import PageArgsSchema
 from ..schemas import dump_group_list
 from ..state import get_state
@@ -38,6 +41,7 @@ from ..storage import group_sort_key
 from .base import FIRST_ID
 from .base import GROUP_FROM_PATH
 from .base import APIView
+from .base import OrganizationScoped
 from .base import group_links
 
 _FLAG_FIELDS = {"isBookmarked": "is_bookmarked", "hasSeen": "has_seen", "isPublic": "is_public"}
@@ -99,6 +103,8 @@ class ProjectGroupIndexView(APIView):
     """The project's groups. GET searches and pages them; PUT changes the status or flags
     of a selection (repeated ``id``, or ``status``/``query`` filters; without ids only
     ``status`` may change); DELETE removes the groups named by repeated ``id``."""
+
+    scope_kind = "event"
 
     operations = {
         "get": Op(
@@ -174,9 +180,38 @@ class ProjectGroupIndexView(APIView):
         return json_response(None, 204)
 
 
+class OrganizationIssuesView(OrganizationScoped, ProjectGroupIndexView):
+    """The organization's issues (over the projects the credential reaches; ``project``
+    narrows): GET, PUT and DELETE as on a project's group list."""
+
+    operations = {
+        verb: dataclasses.replace(op, query=schema)
+        for (verb, op), schema in zip(
+            ProjectGroupIndexView.operations.items(),
+            (
+                OrganizationGroupListArgsSchema,
+                OrganizationBulkUpdateArgsSchema,
+                OrganizationBulkDeleteArgsSchema,
+            ),
+            strict=True,
+        )
+    }
+
+    def get(self) -> Response:  # type: ignore[override]
+        return super().get(self.reachable_project().id)
+
+    def put(self) -> Response:  # type: ignore[override]
+        return super().put(self.reachable_project().id)
+
+    def delete(self) -> Response:  # type: ignore[override]
+        return super().delete(self.reachable_project().id)
+
+
 class GroupDetailsView(APIView):
     """One group. GET reads it, PUT changes status/isBookmarked/hasSeen/isPublic, DELETE
     removes it with its events, notes and tag data (202)."""
+
+    scope_kind = "event"
 
     operations = {
         "get": Op(
@@ -219,6 +254,8 @@ class GroupDetailsView(APIView):
 
 class GroupNotesView(APIView):
     """Notes on a group: GET pages them newest first, POST {"text": ...} adds one."""
+
+    scope_kind = "event"
 
     operations = {
         "get": Op("The group's notes, newest first.", body="Note", many=True, query=PageArgsSchema),

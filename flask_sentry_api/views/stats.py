@@ -30,6 +30,8 @@ class ProjectStatsView(APIView):
 class GroupStatsView(APIView):
     """Events of the group per bucket: ``[[unix_ts, count], ...]``."""
 
+    scope_kind = "event"
+
     operations = {
         "get": Op("Events of the group per bucket.", body="StatsSeries", query=StatsArgsSchema),
     }

@@ -33,6 +33,8 @@ def _check_key(key: str) -> None:
 class GroupTagsView(APIView):
     """The tag keys of a group, each with its distinct values, event count and top values."""
 
+    scope_kind = "event"
+
     operations = {
         "get": Op(
             "The group's tag keys with their top values.",
@@ -86,6 +88,8 @@ class TagValuesView(APIView):
 
 class GroupTagValuesView(TagValuesView):
     """Values of one tag key within a group, most seen first."""
+
+    scope_kind = "event"
 
     operations = _values_operations("group")
 
