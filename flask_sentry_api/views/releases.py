@@ -157,17 +157,16 @@ class OrganizationReleasesView(OrganizationScoped, ReleaseListView):
         data = ReleaseCreateSchema(unknown=EXCLUDE).load(json_body())
         if not data["projects"]:
             return json_response({"projects": ["Name at least one project."]}, 400)
-        projects = {}
+        named = []
         for name in data["projects"]:
             try:
-                project = self.find_project(name)
+                named.append(self.find_project(name))
             except errors.NotFound:
                 return json_response({"projects": [f"No project {name!r}."]}, 400)
-            projects[project.id] = project
-        for project in projects.values():
-            self.project_for_key(project.id)  # every one must be reachable
-        responses = [self.create(p, data["version"], data["details"]) for p in projects.values()]
-        return responses[0]
+        for project in named:
+            # A credential reaches one project: every name must be it (403 otherwise).
+            self.project_for_key(project.id)
+        return self.create(named[0], data["version"], data["details"])
 
 
 class ReleaseDetailsView(APIView):
