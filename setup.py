@@ -28,6 +28,9 @@ setup(
         "Flask-HTTPAuth>=4.8",
         "alembic>=1.13",
         "apispec>=6.10",
+        # sentry-sdk sends Content-Encoding: br whenever the client has brotli; without a
+        # decoder the server answers 415 and the SDK drops the event without retrying.
+        "brotli>=1.1",
     ],
     extras_require={
         "brotli": ["brotli>=1.1"],

@@ -439,7 +439,9 @@ class Storage(t.Protocol):
 
     def list_notes(self, group_id: int, window: Window) -> list[Note]: ...
 
-    def create_note(self, group_id: int, text: str) -> Note: ...
+    def create_note(self, group_id: int, text: str) -> Note:
+        """Add a note; :class:`LookupError` when the group is gone (even if it was deleted
+        while the note was being written)."""
 
     # -- releases --------------------------------------------------------------------------
     def list_releases(self, project_id: int, window: Window) -> list[Release]:

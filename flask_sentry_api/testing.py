@@ -1174,6 +1174,20 @@ class StorageContract:
         assert _reload(storage, group).num_comments == 2
         assert _reload(storage, other).num_comments == 0
 
+    def test_create_note_on_a_deleted_group_is_a_lookup_error(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        group = _group(storage, project, "a", 0)
+        other = _group(storage, project, "b", 1)
+        assert storage.delete_groups(project.id, [group.id]) == 1
+        with pytest.raises(LookupError):
+            storage.create_note(group.id, "too late")
+        with pytest.raises(LookupError):
+            storage.create_note(999_999, "never there")
+        assert storage.list_notes(group.id, EVERYTHING) == []
+        # the storage is still usable after the refusal
+        storage.create_note(other.id, "fine")
+        assert _reload(storage, other).num_comments == 1
+
     def test_list_notes_newest_first_by_id_window(self, storage: Storage) -> None:
         project = storage.create_project("P")
         group = _group(storage, project, "a", 0)

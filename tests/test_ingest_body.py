@@ -335,6 +335,26 @@ def test_br_without_brotli_module(monkeypatch: pytest.MonkeyPatch) -> None:
     assert read(GZ, "gzip") == EVENT_BYTES
 
 
+def test_brotli_is_a_required_dependency() -> None:
+    # Issue 12: with brotli only an extra, `pip install -e .` gave a server that answered 415
+    # to sentry-sdk on any client with brotli installed, and the SDK dropped those events.
+    import ast
+    from pathlib import Path
+
+    setup = ast.parse((Path(__file__).parent.parent / "setup.py").read_text())
+    call = next(
+        node
+        for node in ast.walk(setup)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "setup"
+    )
+    requires = next(kw.value for kw in call.keywords if kw.arg == "install_requires")
+    assert isinstance(requires, ast.List)
+    names = [ast.literal_eval(item) for item in requires.elts]
+    assert "brotli>=1.1" in names  # >= 1.1: bounded output (output_buffer_limit)
+    assert body.brotli is not None
+    assert read(BR, "br") == EVENT_BYTES
+
+
 # -- decode_store_payload and load_json_object ------------------------------------------
 
 

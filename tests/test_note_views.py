@@ -211,3 +211,20 @@ def test_group_scoping(client, auth, other_auth, storage, project, method):
 def test_huge_group_id_in_path_is_404(client, auth, method, group_id):
     response = getattr(client, method)(f"/api/0/groups/{group_id}/", json={}, headers=auth)
     assert (response.status_code, response.get_json()) == (404, NOT_FOUND)
+
+
+def test_post_on_a_group_deleted_meanwhile_is_404(client, auth, storage, project, monkeypatch):
+    # Issue 12: the group is found, then deleted before the note is written (a concurrent
+    # DELETE). PostgreSQL answered 500 (ForeignKeyViolation); it must be a 404.
+    group_id = add_group(storage, project)
+    create_note = storage.create_note
+
+    def deleted_first(gid, text):
+        assert storage.delete_groups(project.id, [gid]) == 1
+        return create_note(gid, text)
+
+    monkeypatch.setattr(storage, "create_note", deleted_first)
+    response = client.post(notes_url(group_id), json={"text": "too late"}, headers=auth)
+    assert response.status_code == 404, response.get_json()
+    assert storage.get_group(group_id) is None
+    assert storage.list_notes(group_id, EVERYTHING) == []

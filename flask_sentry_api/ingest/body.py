@@ -22,9 +22,11 @@ from ..errors import BadRequest
 from ..errors import PayloadTooLarge
 from ..errors import UnsupportedMediaType
 
+# brotli is in install_requires (sentry-sdk sends ``br`` whenever its host has brotli); a
+# broken install without it still serves gzip/deflate and answers ``br`` with a clear 415.
 try:
     import brotli
-except ImportError:  # pragma: no cover - depends on the environment
+except ImportError:  # pragma: no cover - only in an incomplete install
     brotli = None
 
 #: Inflation bound of :func:`decode_store_payload` when the caller gives none.

@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from itertools import islice
 from typing import Any
 
 from ..errors import BadRequest
+from .trim import MAX_ENTRIES
+from .trim import MAX_FRAMES
+from .trim import Meta
+from .trim import clean
+from .trim import dumps
+from .trim import keep_frames
 from .values import MAX_MESSAGE
 from .values import MAX_NAME
 from .values import MAX_TAG_VALUE
 from .values import as_int
 from .values import attr
-from .values import clean
-from .values import dumps
 from .values import ellipsize
 from .values import json_key
 from .values import parse_time
@@ -28,14 +33,12 @@ from .values import safe_str
 
 MAX_EXCEPTION_TYPE = 128
 MAX_EXCEPTION_VALUE = 4096
-#: Frames kept per stack trace: the outermost and innermost halves, as Sentry trims.
-MAX_FRAMES = 250
 MAX_EXCEPTIONS = 50
 MAX_BREADCRUMBS = 100
 
 _FORMAT_SPEC_RE = re.compile(r"%(?:\([^)]*\))?[#0+ -]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?[a-zA-Z%]")
 _MAX_FORMAT_SPECS = 100
-_MAX_FORMAT_OUTPUT = 1_000_000
+_MAX_FORMAT_OUTPUT = 200_000  # messages keep 8,192 characters anyway
 _USER_IDENT_FIELDS = (
     ("id", "id"),
     ("username", "username"),
@@ -44,13 +47,13 @@ _USER_IDENT_FIELDS = (
 )
 
 
-def read_object(value: Any, name: str) -> dict[str, Any] | None:
+def read_object(value: Any, name: str, meta: Meta | None = None) -> dict[str, Any] | None:
     """An interface kept as sent (``template``, ``csp``), cleaned to plain JSON."""
     if value is None:
         return None
     if not isinstance(value, Mapping):
         raise BadRequest(f"Invalid {name} interface: expected an object.")
-    cleaned: dict[str, Any] = clean(value)
+    cleaned: dict[str, Any] = clean(value, meta)
     return cleaned
 
 
@@ -78,28 +81,41 @@ def _values(value: Any, name: str) -> list[Mapping[str, Any]]:
     return result
 
 
-def read_exceptions(value: Any) -> list[dict[str, Any]]:
+def read_exceptions(value: Any, meta: Meta | None = None) -> list[dict[str, Any]]:
     """Exception values, causes first as sent; the last one is the primary exception."""
     if isinstance(value, Mapping) and "values" not in value:
         value = [value]  # a single exception object, as some legacy clients send
     values = _values(value, "exception")
     skipped = max(len(values) - MAX_EXCEPTIONS, 0)
-    result = []
+    values_meta = (meta or Meta()).child("values")
+    if skipped:
+        values_meta.note(len=len(values))
+    result: list[dict[str, Any]] = []
     for index, item in enumerate(values[skipped:], start=skipped):
+        item_meta = values_meta.child(len(result))
         raw_value = item.get("value")
         if isinstance(raw_value, (Mapping, list)):
-            exc_value: str | None = dumps(raw_value)[:MAX_EXCEPTION_VALUE]
+            exc_value: str | None = dumps(raw_value)
         else:
-            exc_value = raw_str(raw_value, MAX_EXCEPTION_VALUE) or None
+            exc_value = raw_str(raw_value, MAX_EXCEPTION_VALUE + 1) or None
+        if exc_value is not None and len(exc_value) > MAX_EXCEPTION_VALUE:
+            sent = len(raw_value) if isinstance(raw_value, str) else len(exc_value)
+            item_meta.child("value").note(len=sent)
+            exc_value = exc_value[:MAX_EXCEPTION_VALUE]
+        mechanism = item.get("mechanism")
         exc = {
             "type": attr(item.get("type"), MAX_EXCEPTION_TYPE),
             "value": exc_value,
             "module": attr(item.get("module"), MAX_NAME),
             "mechanism": (
-                clean(item["mechanism"]) if isinstance(item.get("mechanism"), Mapping) else None
+                clean(mechanism, item_meta.child("mechanism"))
+                if isinstance(mechanism, Mapping)
+                else None
             ),
             "stacktrace": read_stacktrace(
-                item.get("stacktrace"), f"exception interface: values[{index}].stacktrace"
+                item.get("stacktrace"),
+                f"exception interface: values[{index}].stacktrace",
+                item_meta.child("stacktrace"),
             ),
         }
         # Relay drops exceptions that say nothing at all; so do we.
@@ -108,7 +124,7 @@ def read_exceptions(value: Any) -> list[dict[str, Any]]:
     return result
 
 
-def read_stacktrace(value: Any, where: str) -> dict[str, Any] | None:
+def read_stacktrace(value: Any, where: str, meta: Meta | None = None) -> dict[str, Any] | None:
     """``{"frames": [...], "framesOmitted": ...}``; ``where`` names it in errors."""
     if value is None:
         return None
@@ -127,14 +143,18 @@ def read_stacktrace(value: Any, where: str) -> dict[str, Any] | None:
             raise BadRequest(f"Invalid {where}: frames[{index}] is not an object.")
         cleaned.append(frame)
     omitted = None
+    frames_meta = (meta or Meta()).child("frames")
     if len(cleaned) > MAX_FRAMES:
         half = MAX_FRAMES // 2
         omitted = [half, len(cleaned) - half]
-        cleaned = cleaned[:half] + cleaned[-half:]
-    return {"frames": [_frame(frame) for frame in cleaned], "framesOmitted": omitted}
+        cleaned = keep_frames(cleaned, frames_meta)
+    return {
+        "frames": [_frame(frame, frames_meta.child(i)) for i, frame in enumerate(cleaned)],
+        "framesOmitted": omitted,
+    }
 
 
-def _frame(frame: Mapping[str, Any]) -> dict[str, Any]:
+def _frame(frame: Mapping[str, Any], meta: Meta) -> dict[str, Any]:
     in_app = frame.get("in_app")
     variables = frame.get("vars")
     return {
@@ -148,7 +168,7 @@ def _frame(frame: Mapping[str, Any]) -> dict[str, Any]:
         "context_line": raw_str(frame.get("context_line"), MAX_NAME),
         "pre_context": _lines(frame.get("pre_context")),
         "post_context": _lines(frame.get("post_context")),
-        "vars": clean(variables) if isinstance(variables, Mapping) else None,
+        "vars": clean(variables, meta.child("vars")) if isinstance(variables, Mapping) else None,
     }
 
 
@@ -158,9 +178,10 @@ def _lines(value: Any) -> list[str] | None:
     return [raw_str(line, MAX_NAME) or "" for line in value]
 
 
-def read_threads(value: Any) -> dict[str, Any] | None:
+def read_threads(value: Any, meta: Meta | None = None) -> dict[str, Any] | None:
     """The ``threads`` interface (sentry-sdk puts ``attach_stacktrace`` stacks there)."""
     threads = []
+    values_meta = (meta or Meta()).child("values")
     for index, item in enumerate(_values(value, "threads")):
         thread_id = item.get("id")
         threads.append(
@@ -170,15 +191,21 @@ def read_threads(value: Any) -> dict[str, Any] | None:
                 "crashed": item.get("crashed") is True,
                 "current": item.get("current") is True,
                 "stacktrace": read_stacktrace(
-                    item.get("stacktrace"), f"threads interface: values[{index}].stacktrace"
+                    item.get("stacktrace"),
+                    f"threads interface: values[{index}].stacktrace",
+                    values_meta.child(index).child("stacktrace"),
                 ),
             }
         )
     return {"values": threads} if threads else None
 
 
-def read_message(logentry: Any, message: Any) -> dict[str, Any] | None:
-    """The message interface: ``logentry`` first, then the ``message`` attribute."""
+def read_message(logentry: Any, message: Any, meta: Meta | None = None) -> dict[str, Any] | None:
+    """The message interface: ``logentry`` first, then the ``message`` attribute.
+
+    ``meta`` is the event's ``_meta`` root: notes go under ``logentry`` or ``message``.
+    """
+    root = meta or Meta()
     for name, value in (("logentry", logentry), ("message", message)):
         if value is None:
             continue
@@ -190,10 +217,17 @@ def read_message(logentry: Any, message: Any) -> dict[str, Any] | None:
             template, params, formatted = attr(value, None), None, None
         else:
             raise BadRequest(f"Invalid {name}: expected a string or an object.")
-        clean_params = clean(params) if isinstance(params, (list, Mapping)) else None
+        node = root.child(name)
+        clean_params = (
+            clean(params, node.child("params")) if isinstance(params, (list, Mapping)) else None
+        )
         if not formatted and template:
             formatted = _format(template, clean_params)
         if formatted:
+            if len(formatted) > MAX_MESSAGE:
+                node.child("formatted").note(len=len(formatted))
+            if template and len(template) > MAX_MESSAGE:
+                node.child("message").note(len=len(template))
             return {
                 "message": ellipsize(template or formatted, MAX_MESSAGE),
                 "params": clean_params or None,
@@ -225,34 +259,38 @@ def _format(template: str, params: Any) -> str:
         return template
 
 
-def read_request(value: Any) -> dict[str, Any] | None:
+def read_request(value: Any, meta: Meta | None = None) -> dict[str, Any] | None:
     """The ``request`` (``sentry.interfaces.Http``) interface."""
     if value is None:
         return None
     if not isinstance(value, Mapping):
         raise BadRequest("Invalid request interface: expected an object.")
+    meta = meta or Meta()
     method = attr(value.get("method"), 16)
     env = value.get("env")
     return {
         "url": attr(value.get("url"), 2048),
         "method": method.upper() if method else None,
-        "query_string": clean(value.get("query_string")),
+        "query_string": clean(value.get("query_string"), meta.child("query_string")),
         "fragment": attr(value.get("fragment"), 2048),
-        "data": clean(value.get("data")),
-        "headers": _pairs(value.get("headers")),
-        "cookies": clean(value.get("cookies")),
-        "env": clean(env) if isinstance(env, Mapping) else None,
+        "data": clean(value.get("data"), meta.child("data")),
+        "headers": _pairs(value.get("headers"), meta.child("headers")),
+        "cookies": clean(value.get("cookies"), meta.child("cookies")),
+        "env": clean(env, meta.child("env")) if isinstance(env, Mapping) else None,
     }
 
 
-def _pairs(value: Any) -> list[list[str]] | None:
+def _pairs(value: Any, meta: Meta) -> list[list[str]] | None:
     """Headers as ``[[name, value], ...]``, from an object or a list of pairs."""
     if isinstance(value, Mapping):
-        items = list(value.items())
+        items: Any = islice(value.items(), MAX_ENTRIES)
     elif isinstance(value, list):
-        items = [tuple(pair) for pair in value if isinstance(pair, list) and len(pair) == 2]
+        pairs_sent = (tuple(pair) for pair in value if isinstance(pair, list) and len(pair) == 2)
+        items = islice(pairs_sent, MAX_ENTRIES)
     else:
         return None
+    if len(value) > MAX_ENTRIES:
+        meta.note(len=len(value))
     pairs = []
     for name, item in items:
         key = attr(name, MAX_NAME)
@@ -262,10 +300,15 @@ def _pairs(value: Any) -> list[list[str]] | None:
     return pairs
 
 
-def read_breadcrumbs(value: Any) -> dict[str, Any] | None:
+def read_breadcrumbs(value: Any, meta: Meta | None = None) -> dict[str, Any] | None:
     """The newest breadcrumbs, timestamps as ISO 8601 UTC; ``None`` when there are none."""
     crumbs = []
-    for item in _values(value, "breadcrumbs")[-MAX_BREADCRUMBS:]:
+    values = _values(value, "breadcrumbs")
+    values_meta = (meta or Meta()).child("values")
+    if len(values) > MAX_BREADCRUMBS:
+        values_meta.note(len=len(values))
+    for index, item in enumerate(values[-MAX_BREADCRUMBS:]):
+        crumb_meta = values_meta.child(index)
         moment = parse_time(item.get("timestamp"))
         data = item.get("data")
         crumbs.append(
@@ -273,22 +316,33 @@ def read_breadcrumbs(value: Any) -> dict[str, Any] | None:
                 "type": attr(item.get("type"), 64) or "default",
                 "category": attr(item.get("category"), MAX_NAME),
                 "level": attr(item.get("level"), 16),
-                "message": raw_str(item.get("message"), MAX_MESSAGE),
-                "data": clean(data) if isinstance(data, Mapping) else None,
+                "message": _message_str(item.get("message"), crumb_meta.child("message")),
+                "data": clean(data, crumb_meta.child("data"))
+                if isinstance(data, Mapping)
+                else None,
                 "timestamp": moment.isoformat().replace("+00:00", "Z") if moment else None,
             }
         )
     return {"values": crumbs} if crumbs else None
 
 
-def read_user(value: Any) -> dict[str, Any] | None:
+def _message_str(value: Any, meta: Meta) -> str | None:
+    if isinstance(value, str) and len(value) > MAX_MESSAGE:
+        meta.note(len=len(value))
+    return raw_str(value, MAX_MESSAGE)
+
+
+def read_user(value: Any, meta: Meta | None = None) -> dict[str, Any] | None:
     """The ``user`` interface; identity fields become strings."""
     if value is None:
         return None
     if not isinstance(value, Mapping):
         raise BadRequest("Invalid user interface: expected an object.")
+    meta = meta or Meta()
     user: dict[str, Any] = {}
-    for key, item in value.items():
+    if len(value) > MAX_ENTRIES:
+        meta.note(len=len(value))
+    for key, item in islice(value.items(), MAX_ENTRIES):
         if key in ("id", "username", "email", "ip_address", "name"):
             text = attr(item, MAX_NAME)
             # "{{auto}}" asks the server to fill in the client address, which only the
@@ -296,7 +350,8 @@ def read_user(value: Any) -> dict[str, Any] | None:
             if text is not None and text != "{{auto}}":
                 user[key] = text
         elif item is not None:
-            user[json_key(key)] = clean(item)
+            name = json_key(key)
+            user[name] = clean(item, meta.child(name), 1)
     return user or None
 
 
@@ -310,11 +365,19 @@ def user_ident(user: Mapping[str, Any] | None) -> str | None:
     return None
 
 
-def read_contexts(value: Any) -> dict[str, Any]:
-    """``contexts``: only object-valued entries are contexts."""
+def read_contexts(value: Any, meta: Meta | None = None) -> dict[str, Any]:
+    """``contexts``: only object-valued entries are contexts (a bag: see :mod:`.trim`)."""
     if not isinstance(value, Mapping):
         return {}
-    return {json_key(name): clean(ctx) for name, ctx in value.items() if isinstance(ctx, Mapping)}
+    meta = meta or Meta()
+    if len(value) > MAX_ENTRIES:
+        meta.note(len=len(value))
+    contexts = {}
+    for name, ctx in islice(value.items(), MAX_ENTRIES):
+        if isinstance(ctx, Mapping):
+            key = json_key(name)
+            contexts[key] = clean(ctx, meta.child(key), 1)
+    return contexts
 
 
 def read_modules(value: Any) -> dict[str, str]:

@@ -8,14 +8,17 @@ Sentry's attitude is kept: a field of the wrong type is dropped or clamped (an o
 timestamp becomes the receive time), but an interface of the wrong shape (exception values
 that are not objects, frames that are not a list) is a
 :class:`~flask_sentry_api.errors.BadRequest` naming it. No JSON input raises anything else.
-Everything stored in ``NewEvent.data`` is plain JSON: depth-limited, finite floats, strings
-free of NUL and lone surrogates (which PostgreSQL and UTF-8 encoders refuse).
+Everything stored in ``NewEvent.data`` is plain JSON: finite floats, strings free of NUL
+and lone surrogates (which PostgreSQL and UTF-8 encoders refuse), trimmed to SPEC §11's
+bounds by :mod:`.trim` with what was cut noted in ``data["_meta"]``.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
+from collections.abc import Iterator
 from collections.abc import Mapping
 from datetime import datetime
 from datetime import timedelta
@@ -36,13 +39,18 @@ from .interfaces import read_stacktrace
 from .interfaces import read_threads
 from .interfaces import read_user
 from .interfaces import user_ident as make_user_ident
+from .trim import MAX_TAG_VALUE
+from .trim import Bag
+from .trim import Meta
+from .trim import clean
+from .trim import drop_bag
+from .trim import dumps
+from .trim import fit_size
+from .trim import keep_tags
 from .values import MAX_MESSAGE
-from .values import MAX_TAG_VALUE
 from .values import as_int
 from .values import as_utc
 from .values import attr
-from .values import clean
-from .values import dumps
 from .values import ellipsize
 from .values import first_line
 from .values import parse_time
@@ -67,7 +75,6 @@ MAX_ENVIRONMENT = 64
 MAX_SERVER_NAME = 128
 MAX_LOGGER = 64
 MAX_PLATFORM = 64
-MAX_TAG_KEY = 32
 MAX_METADATA_VALUE = 1024
 #: Accepted clock skew into the future, and the oldest event time kept as sent.
 FUTURE_SKEW = timedelta(minutes=1)
@@ -106,26 +113,27 @@ def normalize_event(payload: Mapping[str, Any], *, received: datetime) -> NewEve
             value = event.pop(legacy)
             event.setdefault(modern, value)
 
+    meta = Meta()
     level = _level(event.get("level"))
     logger = attr(event.get("logger"), MAX_LOGGER)
     server_name = attr(event.get("server_name"), MAX_SERVER_NAME)
     release = attr(event.get("release"), MAX_RELEASE)
     environment = attr(event.get("environment"), MAX_ENVIRONMENT)
-    user = read_user(event.get("user"))
+    user = read_user(event.get("user"), meta.child("user"))
     user_ident = make_user_ident(user)
 
-    exceptions = read_exceptions(event.get("exception"))
-    stacktrace = read_stacktrace(event.get("stacktrace"), "stacktrace")
+    exceptions = read_exceptions(event.get("exception"), meta.child("exception"))
+    stacktrace = read_stacktrace(event.get("stacktrace"), "stacktrace", meta.child("stacktrace"))
     if stacktrace is not None and len(exceptions) == 1 and exceptions[0]["stacktrace"] is None:
         # Old raven sent one exception plus a separate stacktrace interface; Sentry
         # treated that stack as the exception's.
         exceptions[0]["stacktrace"], stacktrace = stacktrace, None
-    threads = read_threads(event.get("threads"))
-    logentry = read_message(event.get("logentry"), event.get("message"))
-    request = read_request(event.get("request"))
-    breadcrumbs = read_breadcrumbs(event.get("breadcrumbs"))
-    template = read_object(event.get("template"), "template")
-    csp = read_object(event.get("csp"), "csp")
+    threads = read_threads(event.get("threads"), meta.child("threads"))
+    logentry = read_message(event.get("logentry"), event.get("message"), meta)
+    request = read_request(event.get("request"), meta.child("request"))
+    breadcrumbs = read_breadcrumbs(event.get("breadcrumbs"), meta.child("breadcrumbs"))
+    template = read_object(event.get("template"), "template", meta.child("template"))
+    csp = read_object(event.get("csp"), "csp", meta.child("csp"))
     fingerprint = read_fingerprint(event.get("fingerprint"))
 
     log_message = logentry["formatted"] if logentry else ""
@@ -165,7 +173,7 @@ def normalize_event(payload: Mapping[str, Any], *, received: datetime) -> NewEve
                 "data": {"values": exceptions, "hasSystemFrames": _has_system_frames(exceptions)},
             }
         )
-    for kind, data in (
+    for kind, body in (
         ("stacktrace", stacktrace),
         ("threads", threads),
         ("template", template),
@@ -173,8 +181,8 @@ def normalize_event(payload: Mapping[str, Any], *, received: datetime) -> NewEve
         ("breadcrumbs", breadcrumbs),
         ("csp", csp),
     ):
-        if data is not None:
-            entries.append({"type": kind, "data": data})
+        if body is not None:
+            entries.append({"type": kind, "data": body})
 
     checksum = event.get("checksum")
     group_hash = grouping.group_hash(
@@ -186,6 +194,34 @@ def normalize_event(payload: Mapping[str, Any], *, received: datetime) -> NewEve
             "checksum": safe_str(checksum) if isinstance(checksum, str) else None,
         }
     )
+
+    extra = event.get("extra")
+    sdk = event.get("sdk")
+    data: dict[str, Any] = {
+        "entries": entries,
+        "extra": clean(extra, meta.child("extra")) if isinstance(extra, Mapping) else {},
+        "contexts": read_contexts(event.get("contexts"), meta.child("contexts")),
+        "sdk": clean(sdk, meta.child("sdk")) if isinstance(sdk, Mapping) else None,
+        "fingerprint": fingerprint,
+        "metadata": metadata,
+        "type": event_type,
+        "server_name": server_name,
+        "transaction": attr(event.get("transaction"), MAX_CULPRIT),
+        "modules": read_modules(event.get("modules")),
+    }
+    tags = _tags(
+        event.get("tags"),
+        derived=(
+            ("level", level),
+            ("logger", logger),
+            ("server_name", server_name),
+            ("release", release),
+            ("environment", environment),
+            ("user", user_ident),
+        ),
+        meta=meta.child("tags"),
+    )
+    fit_size(data, _size_tiers(data, meta), meta)
 
     return NewEvent(
         event_id=_event_id(event.get("event_id")),
@@ -203,29 +239,8 @@ def normalize_event(payload: Mapping[str, Any], *, received: datetime) -> NewEve
         environment=environment,
         user=user,
         user_ident=user_ident,
-        tags=_tags(
-            event.get("tags"),
-            derived=(
-                ("level", level),
-                ("logger", logger),
-                ("server_name", server_name),
-                ("release", release),
-                ("environment", environment),
-                ("user", user_ident),
-            ),
-        ),
-        data={
-            "entries": entries,
-            "extra": clean(event["extra"]) if isinstance(event.get("extra"), Mapping) else {},
-            "contexts": read_contexts(event.get("contexts")),
-            "sdk": clean(event["sdk"]) if isinstance(event.get("sdk"), Mapping) else None,
-            "fingerprint": fingerprint,
-            "metadata": metadata,
-            "type": event_type,
-            "server_name": server_name,
-            "transaction": attr(event.get("transaction"), MAX_CULPRIT),
-            "modules": read_modules(event.get("modules")),
-        },
+        tags=tags,
+        data=data,
     )
 
 
@@ -260,21 +275,32 @@ def _event_time(value: Any, received: datetime) -> datetime:
 
 
 def _tags(
-    value: Any, *, derived: tuple[tuple[str, str | None], ...]
+    value: Any, *, derived: tuple[tuple[str, str | None], ...], meta: Meta
 ) -> tuple[tuple[str, str], ...]:
-    tags: dict[str, str] = {}
+    """The event's tags, derived ones first (they are reserved); see :func:`.trim.keep_tags`."""
+    sent = len(value) if isinstance(value, (Mapping, list)) else 0
+    return keep_tags(_tag_pairs(value, derived), meta, sent=sent)
+
+
+def _tag_pairs(
+    value: Any, derived: tuple[tuple[str, str | None], ...]
+) -> Iterator[tuple[str, str]]:
+    """Candidate ``(key, value)`` tags, read lazily (an event may carry 100,000 of them)."""
+    reserved = set()
     for derived_key, derived_text in derived:
         if derived_text:
-            tags[derived_key] = derived_text[:MAX_TAG_VALUE]
+            reserved.add(derived_key)
+            yield derived_key, derived_text[:MAX_TAG_VALUE]
+    items: Iterable[Any]
     if isinstance(value, Mapping):
-        items: list[Any] = list(value.items())
+        items = value.items()
     elif isinstance(value, list):
-        items = [pair for pair in value if isinstance(pair, (list, tuple)) and len(pair) == 2]
+        items = (pair for pair in value if isinstance(pair, (list, tuple)) and len(pair) == 2)
     else:
-        items = []
+        items = ()
     for raw_key, raw_value in items:
         key = attr(raw_key, None)
-        if key is None or len(key) > MAX_TAG_KEY or not _TAG_KEY_RE.fullmatch(key):
+        if key is None or key in reserved or not _TAG_KEY_RE.fullmatch(key):
             continue
         if isinstance(raw_value, (Mapping, list)):
             text = dumps(raw_value).strip()
@@ -282,10 +308,49 @@ def _tags(
             text = str(raw_value)
         else:
             text = attr(raw_value, None) or ""
-        # First one wins, and derived keys are reserved when the event has them.
-        if text and key not in tags:
-            tags[key] = text[:MAX_TAG_VALUE]
-    return tuple(tags.items())
+        if text:
+            yield key, text
+
+
+def _size_tiers(data: dict[str, Any], meta: Meta) -> list[list[Bag]]:
+    """What :func:`.trim.fit_size` may drop: bags first, then whole frame lists."""
+    bags: list[Bag] = [
+        drop_bag(data, "extra", meta.child("extra"), {}),
+        drop_bag(data, "contexts", meta.child("contexts"), {}),
+        drop_bag(data, "sdk", meta.child("sdk"), None),
+        drop_bag(data, "modules", meta.child("modules"), {}),
+    ]
+    frame_lists: list[Bag] = []
+    for entry in data["entries"]:
+        kind, body = entry["type"], entry["data"]
+        if kind == "breadcrumbs":
+            bags.append(drop_bag(body, "values", meta.child("breadcrumbs").child("values"), []))
+        elif kind == "request":
+            for key in ("data", "cookies", "env", "headers", "query_string"):
+                bags.append(drop_bag(body, key, meta.child("request").child(key), None))
+        elif kind in ("template", "csp"):
+            bags.append(drop_bag(entry, "data", meta.child(kind), {}))
+        elif kind == "message":
+            bags.append(drop_bag(body, "params", meta.child("logentry").child("params"), None))
+        stacks: list[tuple[Meta, dict[str, Any] | None]] = []
+        if kind == "exception":
+            values_meta = meta.child("exception").child("values")
+            for index, exc in enumerate(body["values"]):
+                stacks.append((values_meta.child(index).child("stacktrace"), exc["stacktrace"]))
+        elif kind == "threads":
+            values_meta = meta.child("threads").child("values")
+            for index, thread in enumerate(body["values"]):
+                stacks.append((values_meta.child(index).child("stacktrace"), thread["stacktrace"]))
+        elif kind == "stacktrace":
+            stacks.append((meta.child("stacktrace"), body))
+        for stack_meta, stack in stacks:
+            if stack is None:
+                continue
+            frames_meta = stack_meta.child("frames")
+            for index, frame in enumerate(stack["frames"]):
+                bags.append(drop_bag(frame, "vars", frames_meta.child(index).child("vars"), None))
+            frame_lists.append(drop_bag(stack, "frames", frames_meta, []))
+    return [bags, frame_lists]
 
 
 def _derived_culprit(

@@ -1,4 +1,4 @@
-"""Coerce untrusted JSON values into safe text, numbers, times and depth-limited JSON.
+"""Coerce untrusted JSON values into safe text, numbers and times (bags: see :mod:`.trim`).
 
 Every string that ends up in a ``NewEvent`` goes through :func:`safe_str`: NUL and lone
 surrogates (both valid as JSON escapes) are refused by PostgreSQL and by UTF-8 encoders,
@@ -7,10 +7,7 @@ so they become U+FFFD here rather than errors at save or render time.
 
 from __future__ import annotations
 
-import json
-import math
 import re
-from collections.abc import Mapping
 from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
@@ -24,8 +21,6 @@ MAX_MESSAGE = 8192
 MAX_TAG_VALUE = 200
 #: Longest name-like string kept (file names, functions, modules, user fields).
 MAX_NAME = 512
-#: Nesting kept in free-form data (extra, contexts, vars); deeper values become "...".
-MAX_DEPTH = 10
 
 _BAD_CHARS_RE = re.compile("[\x00\ud800-\udfff]")
 _TOKEN_RE = re.compile(re.escape(TOKEN_PREFIX) + "[0-9a-fA-F]{64}")
@@ -138,23 +133,6 @@ def _parse_iso(text: str) -> datetime | None:
         return None
 
 
-def clean(value: Any, depth: int = 0) -> Any:
-    """``value`` as plain, depth-limited JSON."""
-    if value is None or isinstance(value, (bool, int)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, str):
-        return safe_str(value)
-    if isinstance(value, (Mapping, list, tuple)) and depth >= MAX_DEPTH:
-        return "..."
-    if isinstance(value, Mapping):
-        return {json_key(key): clean(item, depth + 1) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean(item, depth + 1) for item in value]
-    return safe_str(safe_repr(value))
-
-
 def json_key(key: Any) -> str:
     return safe_str(key if isinstance(key, str) else safe_repr(key))
 
@@ -164,7 +142,3 @@ def safe_repr(value: Any) -> str:
         return str(value)
     except Exception:  # noqa: BLE001 - a caller's odd object must not fail the event
         return f"<{type(value).__name__}>"
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(clean(value), sort_keys=True, ensure_ascii=False)

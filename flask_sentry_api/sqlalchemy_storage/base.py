@@ -67,6 +67,23 @@ class SQLStorageBase:
             return sa.func.sentry_api_lower(column)  # statements.SQLITE_LOWER
         return sa.func.lower(column)
 
+    def _begin_write(self) -> None:
+        """Start the write transaction now, holding the database's write lock on SQLite.
+
+        pysqlite opens a transaction only at the first INSERT/UPDATE/DELETE, and SQLite has
+        no ``SELECT ... FOR UPDATE``: the rows a write reads first (the groups a merge or a
+        delete locks on PostgreSQL) could change under it, and a merge racing a delete
+        orphaned events. ``BEGIN IMMEDIATE`` takes the lock at the start instead, so writers
+        take turns (waiting up to the connection's busy timeout). A transaction already open
+        on the connection is kept as it is; PostgreSQL needs nothing (its row locks do it).
+        """
+        if self.dialect != "sqlite":
+            return
+        connection = self.session.connection()
+        dbapi_connection = connection.connection.dbapi_connection
+        if dbapi_connection is not None and not getattr(dbapi_connection, "in_transaction", True):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
     def _commit_returning(self, record: t.Callable[[], R]) -> R:
         """Commit, returning ``record()`` built from the rows before the commit expires them:
         reading them afterwards would start a transaction left open (and holding locks) until

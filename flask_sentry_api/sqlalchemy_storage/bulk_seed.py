@@ -77,7 +77,11 @@ class BulkSeeder:
         self.dialect = engine.dialect
         self.is_sqlite = self.dialect.name == "sqlite"
         self._define_stage()
-        dt_type = self.m.Event.__table__.c.datetime.type
+        # The dialect's processor, as the ORM binds: on SQLite the text
+        # '2026-11-10 07:41:32.000000'. The generic type's (no dialect_impl) would hand the
+        # driver a datetime, which pysqlite writes as '2026-11-10 07:41:32' on whole
+        # seconds: a second form of the same instant, missed by the cursor's `==` bound.
+        dt_type = self.m.Event.__table__.c.datetime.type.dialect_impl(self.dialect)
         self.encode_dt: Callable[[datetime | None], t.Any] = dt_type.bind_processor(
             self.dialect
         ) or (lambda value: value)

@@ -46,6 +46,7 @@ class EventWriter(SQLStorageBase):
         (score, reopening, users) returning the group as stored. A retried event_id is
         found at the insert, and the counting rolled back.
         """
+        self._begin_write()
         connection = self.session.connection()
         Event = self.models.Event.__table__
         insert_event = self._statement(

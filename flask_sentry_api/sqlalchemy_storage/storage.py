@@ -292,6 +292,7 @@ class SQLAlchemyStorage(EventWriter):
                 )
                 or 0
             )
+        self._begin_write()
         matched = self._rowcount(
             sa.update(Group)
             .where(*conditions)
@@ -305,6 +306,7 @@ class SQLAlchemyStorage(EventWriter):
     def merge_groups(self, project_id: int, group_ids: t.Sequence[int]) -> tuple[int, list[int]]:
         m = self.models
         Group = m.Group
+        self._begin_write()
         # Locked in id order, as delete_groups does, so two writers never wait on each other.
         locked = self.session.execute(
             sa.select(Group.id, Group.times_seen)
@@ -404,6 +406,7 @@ class SQLAlchemyStorage(EventWriter):
     @sql.translating_errors
     def delete_groups(self, project_id: int, group_ids: t.Sequence[int]) -> int:
         Group = self.models.Group
+        self._begin_write()
         # The group rows are locked first, in id order: an event being stored holds its
         # group's row before it touches the rows under it, so taking them in the same order
         # means each waits for the other instead of deadlocking.
@@ -512,11 +515,21 @@ class SQLAlchemyStorage(EventWriter):
     @sql.translating_errors
     def create_note(self, group_id: int, text: str) -> s.Note:
         Note, Group = self.models.Note, self.models.Group
+        self._begin_write()
+        # The counter update comes first: it locks the group row (PostgreSQL waits for a
+        # concurrent delete to commit) and tells whether the group still exists, so a note
+        # on a vanishing group is a LookupError (404), never a foreign-key violation (500).
+        counted = self.session.execute(
+            sa.update(Group)
+            .where(Group.id == group_id)
+            .values(num_comments=Group.num_comments + 1)
+            .returning(Group.id)
+        ).scalar()
+        if counted is None:
+            self.session.rollback()
+            raise LookupError(group_id)
         row = Note(group_id=group_id, text=text, date_created=s.utcnow())
         self.session.add(row)
-        self.session.execute(
-            sa.update(Group).where(Group.id == group_id).values(num_comments=Group.num_comments + 1)
-        )
         return self._commit_returning(lambda: records.note(row))
 
     # -- releases ------------------------------------------------------------------------

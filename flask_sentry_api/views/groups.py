@@ -279,5 +279,8 @@ class GroupNotesView(APIView):
     def post(self, group_id: int) -> Response:
         group, _ = self.group_for_key(group_id)
         text = NoteCreateSchema().load(json_body())["text"]
-        note = self.storage.create_note(group.id, text)
+        try:
+            note = self.storage.create_note(group.id, text)
+        except LookupError:  # the group was deleted since group_for_key found it
+            raise errors.NotFound() from None
         return json_response(NoteSchema().dump(note), 201)
