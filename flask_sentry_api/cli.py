@@ -25,6 +25,7 @@ from .storage import Conflict
 from .storage import ProjectKey
 from .storage import Storage
 from .storage import TokenStorage
+from .tokens import check_scopes
 from .tokens import hash_token
 from .tokens import new_token
 
@@ -209,7 +210,7 @@ def create_token(
     if label is not None and len(label) > MAX_TOKEN_LABEL:
         raise click.BadParameter(f"at most {MAX_TOKEN_LABEL} characters", param_hint="--label")
     token = new_token()
-    chosen = tuple(scope for scope in SCOPES if scope in (scopes or SCOPES))
+    chosen = check_scopes(scopes or SCOPES)
     stored = tokens.create_token(
         project_id, hash_token(token), chosen, label=label, last_characters=token[-4:]
     )

@@ -556,18 +556,16 @@ class MemoryStorage:
             return [self._event_out(e) for e in apply_window(rows, window, _id, _id)]
 
     def latest_event(self, group_id: int) -> s.Event | None:
-        with self._lock:
-            rows = [e for e in self._events.values() if e.group_id == group_id]
-            if not rows:
-                return None
-            return self._event_out(max(rows, key=_time_then_id))
+        return self._edge_event(group_id, max)
 
     def oldest_event(self, group_id: int) -> s.Event | None:
+        return self._edge_event(group_id, min)
+
+    def _edge_event(self, group_id: int, pick: t.Callable[..., s.Event]) -> s.Event | None:
+        """The group's newest (``max``) or oldest (``min``) event, by time then id."""
         with self._lock:
             rows = [e for e in self._events.values() if e.group_id == group_id]
-            if not rows:
-                return None
-            return self._event_out(min(rows, key=_time_then_id))
+            return self._event_out(pick(rows, key=_time_then_id)) if rows else None
 
     def adjacent_events(self, event: s.Event) -> tuple[int | None, int | None]:
         with self._lock:
