@@ -31,9 +31,13 @@ setup(
         # sentry-sdk sends Content-Encoding: br whenever the client has brotli; without a
         # decoder the server answers 415 and the SDK drops the event without retrying.
         "brotli>=1.1",
+        # Rate-limit windows (Flask-Limiter's core): memory:// here, redis:// with [redis].
+        "limits>=4.0",
     ],
     extras_require={
         "brotli": ["brotli>=1.1"],
+        # SENTRY_API_RATE_LIMIT_STORAGE_URI = "redis://...": limits shared by workers and hosts.
+        "redis": ["limits[redis]>=4.0"],
         "postgres": ["psycopg[binary]>=3.1"],
         # The benchmarks and their Django REST framework peer (benchmarks/).
         "bench": [
@@ -54,6 +58,7 @@ setup(
             "raven>=6.10",
             "brotli>=1.1",
             "psycopg[binary]>=3.1",
+            "limits[redis]>=4.0",
             "ruff>=0.5",
             # Type check (pyproject.toml [tool.mypy]); Flask, SQLAlchemy, marshmallow, apispec,
             # alembic and click ship their own types, brotli and Flask-HTTPAuth have none.

@@ -17,6 +17,7 @@ from .storage import AuthToken as AuthToken
 from .storage import GroupQuery as GroupQuery
 from .storage import NewEvent as NewEvent
 from .storage import ProjectKey as ProjectKey
+from .storage import RateLimit as RateLimit
 from .storage import Storage as Storage
 from .storage import TokenStorage as TokenStorage
 
@@ -39,6 +40,7 @@ __all__ = [
     "GroupQuery",
     "NewEvent",
     "ProjectKey",
+    "RateLimit",
     "SQLAlchemyStorage",
     "SentryAPI",
     "State",

@@ -8,8 +8,11 @@ and ``<token>:``, :data:`token_auth` for ``Bearer <token>``), an SDK's by
 :func:`challenge`. Either way the request then acts as a :class:`Credential`.
 
 An unknown key and a wrong secret get the same 401 after the same constant-time
-comparison, so responses do not reveal which public keys exist. A DSN's public key alone
-(Basic ``<public>:``) is never a credential: an empty password means a token.
+comparison, so responses do not reveal which public keys exist; an unknown token and a
+malformed ``Authorization`` header get that 401 too (``Invalid api key``, SPEC §2), and
+only a request sending no ``Authorization`` at all is told that none was provided. A DSN's
+public key alone (Basic ``<public>:``) is never a credential: an empty password means a
+token.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from flask_httpauth import HTTPBasicAuth
 from flask_httpauth import HTTPTokenAuth
 
 from .errors import AuthenticationFailed
+from .errors import NotAuthenticated
 from .errors import PermissionDenied
 from .ingest.auth import INVALID_KEY
 from .ingest.auth import SentryAuth
@@ -81,7 +85,18 @@ def check_key(
 
 
 def check_sdk_credentials(credentials: SentryAuth, project_id: int) -> ProjectKey:
-    """The key an SDK's credentials name, if it may store events in ``project_id``."""
+    """The key an SDK's credentials name, if it may store events in ``project_id``.
+
+    :raises BadRequest: the credentials' protocol version is missing or unsupported,
+        checked only once the key is known to be valid (a 401 comes before any 400).
+    """
+    key = _store_key(credentials, project_id)
+    if credentials.version_error is not None:
+        raise credentials.version_error
+    return key
+
+
+def _store_key(credentials: SentryAuth, project_id: int) -> ProjectKey:
     return check_key(
         credentials.public_key, credentials.secret_key, role=ROLE_STORE, project_id=project_id
     )
@@ -144,8 +159,11 @@ token_auth = RealmTokenAuth(scheme="Bearer")
 @basic_auth.verify_password
 def _verify_password(username: str, password: str) -> Credential:
     # Failures raise: the blueprint renders them as JSON, and a 403 carries no challenge.
+    if not request.headers.get("Authorization"):
+        raise NotAuthenticated()
     if not password:
         # sentry-cli 2 sends its API key (here: a token) as the username, password empty.
+        # A header Werkzeug cannot parse arrives here too, as an empty token.
         return check_token(username)
     return key_credential(check_key(username, password, role=ROLE_API))
 

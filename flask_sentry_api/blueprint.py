@@ -16,6 +16,7 @@ import typing as t
 from flask import Blueprint
 from flask import Flask
 from flask import Response
+from flask import current_app
 from flask import request
 from flask.blueprints import BlueprintSetupState
 from marshmallow import ValidationError
@@ -26,14 +27,16 @@ from werkzeug.routing import PathConverter
 from . import errors
 from .auth import challenge
 from .cli import cli
-from .http import ALL_METHODS
 from .http import add_standard_headers
 from .http import error_response
 from .http import json_response
+from .openapi import openapi_document
+from .openapi import openapi_path
 from .state import EXTENSION_KEY
 from .state import build_state
 from .state import get_state
 from .storage import Unavailable
+from .throttling import add_rate_limit_headers
 from .views.base import IndexView
 from .views.base import NotFoundView
 from .views.events import EventDetailsView
@@ -176,16 +179,77 @@ _WEB_RULES: list[tuple[str, str, t.Any]] = [
 ]
 
 for _rule, _endpoint, _view in _WEB_RULES:
-    blueprint.add_url_rule(
-        _rule, view_func=_view.as_view(_endpoint), methods=ALL_METHODS, strict_slashes=False
-    )
+    blueprint.add_url_rule(_rule, view_func=_view.as_view(_endpoint), strict_slashes=False)
 
-for _endpoint, _read_payload in (("store", store_payload), ("envelope", envelope_payload)):
+_INGEST_ENDPOINTS = (("store", store_payload), ("envelope", envelope_payload))
+for _endpoint, _read_payload in _INGEST_ENDPOINTS:
     ingest_blueprint.add_url_rule(
         f"/<int:project_id>/{_endpoint}/",
         view_func=IngestView.as_view(_endpoint, _read_payload),
-        methods=ALL_METHODS,
         strict_slashes=False,
+    )
+
+
+def _accept_every_method(endpoints: t.Iterable[str]) -> t.Callable[[BlueprintSetupState], None]:
+    """A deferred setup function letting every method reach the views of ``endpoints``.
+
+    Routing would answer a method a rule does not list (TRACE, PROPFIND, any token at all)
+    with Werkzeug's HTML 405, outside the blueprint's error handlers, and an ``Allow``
+    listing every method of every rule the path matches. With no method list (Werkzeug's
+    ``methods=None``) the request reaches the view instead, which answers the JSON 405
+    with its endpoint's own ``Allow``. Flask's ``add_url_rule`` always sets a list, so it
+    is lifted once the rules exist.
+    """
+    names = frozenset(endpoints)
+
+    def setup(state: BlueprintSetupState) -> None:
+        prefix = f"{state.name_prefix}.{state.name}.".lstrip(".")
+        for rule in state.app.url_map.iter_rules():
+            if rule.endpoint.startswith(prefix) and rule.endpoint[len(prefix) :] in names:
+                rule.methods = None
+
+    return setup
+
+
+# After the rules above: deferred functions run in the order they were recorded.
+blueprint.record(_accept_every_method(endpoint for _, endpoint, _ in _WEB_RULES))
+ingest_blueprint.record(_accept_every_method(endpoint for endpoint, _ in _INGEST_ENDPOINTS))
+
+
+@blueprint.before_request
+def _check_path_values() -> None:
+    """A 404 for an OPTIONS request whose path values the OpenAPI document does not allow
+    (an issue id or short id, a tag key's pattern, a slug's length, ...).
+
+    Routing checks only the converters. The other verbs get that 404 from their view, after
+    the credentials; OPTIONS needs none and reads no storage, so the document's own rules
+    decide here, and a malformed path is a 404 on every verb.
+    """
+    if request.method != "OPTIONS" or request.url_rule is None or not request.view_args:
+        return
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    prefix = get_state().settings.url_prefix.rstrip("/")
+    path_item = openapi_document(app)["paths"].get(openapi_path(request.url_rule.rule, prefix))
+    for parameter in (path_item or {}).get("parameters", ()):
+        value = request.view_args.get(parameter["name"])
+        if parameter["in"] == "path" and value is not None:
+            if not _conforms(value, parameter["schema"]):
+                raise errors.NotFound()
+
+
+def _conforms(value: t.Any, schema: dict[str, t.Any]) -> bool:
+    """Whether a path value matches a parameter's JSON Schema: the keywords the document's
+    path parameters use (``anyOf``, integer, ``enum``, lengths, ``pattern``)."""
+    if "anyOf" in schema:
+        return any(_conforms(value, variant) for variant in schema["anyOf"])
+    if schema.get("type") == "integer":
+        return isinstance(value, int)  # the ``int`` converter's, never a string
+    if not isinstance(value, str):
+        return False
+    return (
+        ("enum" not in schema or value in schema["enum"])
+        and schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", len(value))
+        and ("pattern" not in schema or re.search(schema["pattern"], value) is not None)
     )
 
 
@@ -273,5 +337,6 @@ def _handle_internal_error(error: HTTPException) -> Response:
 
 
 blueprint.after_request(add_standard_headers)
+blueprint.after_request(add_rate_limit_headers)
 ingest_blueprint.after_request(add_standard_headers)
 ingest_blueprint.after_request(add_cors_headers)

@@ -3,6 +3,7 @@ disable keys, revoke tokens; seed demo data."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import typing as t
@@ -23,6 +24,7 @@ from .storage import SCOPES
 from .storage import AuthToken
 from .storage import Conflict
 from .storage import ProjectKey
+from .storage import RateLimit
 from .storage import Storage
 from .storage import TokenStorage
 from .tokens import check_scopes
@@ -36,6 +38,32 @@ def _storage() -> Storage:
     storage = get_state().storage
     storage.init_schema()  # commands work on a fresh database
     return storage
+
+
+class RateLimitType(click.ParamType):
+    """``N/SECONDS`` as a :class:`~flask_sentry_api.storage.RateLimit`; ``default`` (when
+    accepted) as None."""
+
+    name = "N/SECONDS"
+
+    def __init__(self, default: str | None = None) -> None:
+        self.default_word = default
+
+    def convert(
+        self, value: t.Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> t.Any:
+        if isinstance(value, RateLimit):
+            return value
+        text = str(value).strip()
+        if self.default_word is not None and text == self.default_word:
+            return None
+        try:
+            limit = RateLimit.parse(text)
+        except ValueError:
+            limit = None
+        if limit is None:  # "0" too: a key's own limit cannot be "none at all"
+            self.fail(f"{text!r} is not N/SECONDS with N and SECONDS at least 1", param, ctx)
+        return limit
 
 
 def make_dsn(base_url: str, key: ProjectKey) -> str:
@@ -54,10 +82,12 @@ def _print_key(key: ProjectKey, slug: str | None, base_url: str, as_json: bool) 
         "secretKey": key.secret_key,
         "roles": key.role_names,
         "dsn": make_dsn(base_url, key),
+        "rateLimit": dataclasses.asdict(key.rate_limit) if key.rate_limit else None,
     }
     if as_json:
         click.echo(json.dumps(record))
         return
+    record["rateLimit"] = str(key.rate_limit) if key.rate_limit else "default"
     for label, value in record.items():
         shown = ", ".join(value) if isinstance(value, list) else value
         click.echo(f"{label + ':':<11}{shown}")
@@ -105,9 +135,22 @@ def create_project(name: str, slug: str | None, base_url: str, as_json: bool) ->
     type=click.Choice(sorted(ROLE_NAMES)),
     help="store (SDKs may send events) or api (Web API access); repeatable. Default: both.",
 )
+@click.option(
+    "--rate-limit",
+    "rate_limit",
+    type=RateLimitType(),
+    help="The key's own ingestion limit, N/SECONDS (e.g. 100/60). Default: "
+    "SENTRY_API_INGEST_RATE_LIMIT.",
+)
 @url_option
 @json_option
-def create_key(project_id: int, roles: t.Sequence[str], base_url: str, as_json: bool) -> None:
+def create_key(
+    project_id: int,
+    roles: t.Sequence[str],
+    rate_limit: RateLimit | None,
+    base_url: str,
+    as_json: bool,
+) -> None:
     """Create another key for a project."""
     storage = _storage()
     project = storage.get_project(project_id)
@@ -116,8 +159,20 @@ def create_key(project_id: int, roles: t.Sequence[str], base_url: str, as_json: 
     bits = 0
     for role in roles or ROLE_NAMES:
         bits |= ROLE_NAMES[role]
-    key = storage.create_key(project_id, bits)
+    key = storage.create_key(project_id, bits, rate_limit=rate_limit)
     _print_key(key, project.slug, base_url, as_json)
+
+
+@cli.command("set-rate-limit")
+@click.argument("public_key")
+@click.argument("rate_limit", metavar="N/SECONDS|default", type=RateLimitType(default="default"))
+def set_rate_limit(public_key: str, rate_limit: RateLimit | None) -> None:
+    """Set how many events a key may send per window of seconds (``default``: the app's
+    SENTRY_API_INGEST_RATE_LIMIT)."""
+    if not _storage().set_key_rate_limit(public_key, rate_limit):
+        raise click.BadParameter("no such key", param_hint="PUBLIC_KEY")
+    shown = f"{rate_limit.count} events per {rate_limit.window} s" if rate_limit else "the default"
+    click.echo(f"Key {public_key} is limited to {shown}.")
 
 
 @cli.command("disable-key")

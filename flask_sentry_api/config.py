@@ -13,6 +13,7 @@ import typing as t
 
 from .errors import ConfigurationError
 from .storage import MAX_SLUG_LENGTH
+from .storage import RateLimit
 from .storage import slugify
 
 #: Every setting, its default, and what it means (the README lists the same table).
@@ -48,6 +49,15 @@ DEFAULTS: dict[str, t.Any] = {
     "SENTRY_API_STATS_MAX_BUCKETS": 1000,
     # Table name prefix of the default storage.
     "SENTRY_API_TABLE_PREFIX": "sentry_",
+    # Events per key, "N/SECONDS", for keys without their own rateLimit; "0": no limit.
+    "SENTRY_API_INGEST_RATE_LIMIT": "6000/60",
+    # Web API requests per credential, "N/SECONDS"; "0" (the default): no limit.
+    "SENTRY_API_RATE_LIMIT": "0",
+    # Where rate-limit windows are counted: "memory://" (per process) or a shared
+    # "redis://host:port/db" for several workers or hosts.
+    "SENTRY_API_RATE_LIMIT_STORAGE_URI": "memory://",
+    # The ``limits`` strategy: fixed-window, sliding-window-counter or moving-window.
+    "SENTRY_API_RATE_LIMIT_STRATEGY": "fixed-window",
 }
 
 _PERMALINK_FIELDS = {"base_url", "project_id", "project_slug", "group_id"}
@@ -70,6 +80,10 @@ class Settings:
     max_bulk_ids: int
     stats_max_buckets: int
     table_prefix: str
+    ingest_rate_limit: RateLimit | None
+    api_rate_limit: RateLimit | None
+    rate_limit_storage_uri: str
+    rate_limit_strategy: str
 
 
 def load_settings(config: t.MutableMapping[str, t.Any]) -> Settings:
@@ -132,6 +146,21 @@ def load_settings(config: t.MutableMapping[str, t.Any]) -> Settings:
             f"SENTRY_API_TABLE_PREFIX must be letters, digits and '_', got {table_prefix!r}"
         )
 
+    def rate_limit(key: str) -> RateLimit | None:
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise ConfigurationError(f"{key} must be 'N/SECONDS' or 0, got {value!r}")
+        try:
+            return RateLimit.parse(str(value))
+        except ValueError as exc:
+            raise ConfigurationError(f"{key}: {exc}") from None
+
+    def text(key: str) -> str:
+        value = config[key]
+        if not isinstance(value, str) or not value:
+            raise ConfigurationError(f"{key} must be a non-empty string, got {value!r}")
+        return value
+
     return Settings(
         url_prefix=prefix("SENTRY_API_URL_PREFIX"),
         ingest_url_prefix=prefix("SENTRY_API_INGEST_URL_PREFIX"),
@@ -146,6 +175,10 @@ def load_settings(config: t.MutableMapping[str, t.Any]) -> Settings:
         max_bulk_ids=positive_int("SENTRY_API_MAX_BULK_IDS"),
         stats_max_buckets=positive_int("SENTRY_API_STATS_MAX_BUCKETS"),
         table_prefix=table_prefix,
+        ingest_rate_limit=rate_limit("SENTRY_API_INGEST_RATE_LIMIT"),
+        api_rate_limit=rate_limit("SENTRY_API_RATE_LIMIT"),
+        rate_limit_storage_uri=text("SENTRY_API_RATE_LIMIT_STORAGE_URI"),
+        rate_limit_strategy=text("SENTRY_API_RATE_LIMIT_STRATEGY"),
     )
 
 

@@ -41,7 +41,16 @@ class ParseError(BadRequest):
 
 
 class AuthenticationFailed(APIError):
+    """Credentials were sent but are not valid (an unknown key or token, a wrong secret, a
+    malformed header: one text for all, SPEC §2)."""
+
     status_code = 401
+    default_detail = "Invalid api key"
+
+
+class NotAuthenticated(AuthenticationFailed):
+    """No credentials were sent."""
+
     default_detail = "Authentication credentials were not provided."
 
 

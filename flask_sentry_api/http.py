@@ -15,9 +15,6 @@ from flask import request
 from . import errors
 from .state import get_state
 
-#: Every rule answers these, so an unsupported verb reaches the view and gets a JSON 405.
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-
 #: What may not travel in a header value: controls (CR/LF would be refused by Werkzeug)
 #: and anything outside ASCII (the server writes headers as Latin-1).
 _UNSAFE_HEADER_RE = re.compile(r"[^\x20-\x7e]")

@@ -154,7 +154,13 @@ class MemoryStorage:
             self._projects[project_id] = project
             return project
 
-    def create_key(self, project_id: int, roles: int, label: str | None = None) -> s.ProjectKey:
+    def create_key(
+        self,
+        project_id: int,
+        roles: int,
+        label: str | None = None,
+        rate_limit: s.RateLimit | None = None,
+    ) -> s.ProjectKey:
         with self._lock:
             if project_id not in self._projects:
                 raise LookupError(project_id)
@@ -167,6 +173,7 @@ class MemoryStorage:
                 is_active=True,
                 date_added=utcnow(),
                 label=label,
+                rate_limit=rate_limit,
             )
             self._keys[key.public_key] = key
             return key
@@ -181,11 +188,17 @@ class MemoryStorage:
         return sorted(keys, key=lambda key: key.id)
 
     def set_key_active(self, public_key: str, active: bool) -> bool:
+        return self._replace_key(public_key, is_active=bool(active))
+
+    def set_key_rate_limit(self, public_key: str, rate_limit: s.RateLimit | None) -> bool:
+        return self._replace_key(public_key, rate_limit=rate_limit)
+
+    def _replace_key(self, public_key: str, **changes: t.Any) -> bool:
         with self._lock:
             key = self._keys.get(public_key)
             if key is None:
                 return False
-            self._keys[public_key] = dataclasses.replace(key, is_active=bool(active))
+            self._keys[public_key] = dataclasses.replace(key, **changes)
             return True
 
     # -- ingestion -------------------------------------------------------------------------

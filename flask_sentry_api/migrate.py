@@ -64,13 +64,18 @@ def upgrade_locked(connection: sa.Connection, table_prefix: str, revision: str =
     """Bring the tables to ``revision`` on a connection that holds :func:`lock_schema`.
 
     Tables that exist without a version table (made by ``db.create_all()``) are taken to be
-    at the baseline revision and upgraded from there.
+    at the baseline revision and upgraded from there; a version table left behind by tables
+    dropped outside the migrations (``db.drop_all()`` in a host's tests) is dropped with
+    them, so the upgrade starts from an empty database.
     """
     current = current_revision(connection, table_prefix)
     if revision == "head" and current == head_revision():
         return  # the common case at every start-up: nothing to load or run
     config = alembic_config(connection, table_prefix)
-    if current is None and sa.inspect(connection).has_table(f"{table_prefix}project"):
+    has_tables = sa.inspect(connection).has_table(f"{table_prefix}project")
+    if current is not None and not has_tables:
+        connection.execute(sa.text(f"DROP TABLE {table_prefix}alembic_version"))
+    elif current is None and has_tables:
         command.stamp(config, BASELINE)
     command.upgrade(config, revision)
 

@@ -138,6 +138,9 @@ def _declare(base: t.Any, prefix: str) -> Models:
             "is_active": mapped_column(sa.Boolean, nullable=False, default=True),
             "label": mapped_column(sa.String(64), nullable=True),
             "date_added": mapped_column(UTCDateTime, nullable=False),
+            # Sentry's key option rateLimit {count, window}; both null: the app's default.
+            "rate_limit_count": mapped_column(sa.Integer, nullable=True),
+            "rate_limit_window": mapped_column(sa.Integer, nullable=True),
         },
     )
 

@@ -179,7 +179,8 @@ def _lenient_boolean(field: fields.Boolean) -> JSONSchema | None:
     spellings = sorted(value for value in (*field.truthy, *field.falsy) if isinstance(value, str))
     if not spellings:
         return None
-    return {"anyOf": [{"type": "boolean"}, {"type": "string", "enum": spellings}]}
+    # Python's sets hold True == 1 and False == 0: the numbers are accepted too.
+    return {"anyOf": [{"type": "boolean"}, {"type": "string", "enum": spellings}, {"enum": [0, 1]}]}
 
 
 def _refine_field(
@@ -448,7 +449,14 @@ def _error(description: str, headers: JSONSchema, body: JSONSchema | None = None
 
 
 def _error_responses(
-    allow: str, *, auth: bool, bad_request: bool, body: bool, realm: str, head: bool
+    allow: str,
+    *,
+    auth: bool,
+    bad_request: bool,
+    body: bool,
+    realm: str,
+    head: bool,
+    rate_limited: bool = False,
 ) -> dict[int, JSONSchema]:
     plain = _headers(allow)
     responses: dict[int, JSONSchema] = {}
@@ -496,19 +504,19 @@ def _error_responses(
     if body:
         add(413, "The body is larger than SENTRY_API_MAX_BODY_SIZE.", plain)
         add(415, "The body is not JSON.", plain)
+    number: JSONSchema = {"required": True, "schema": {"type": "string", "pattern": sc.ID_PATTERN}}
+    if auth and rate_limited:
+        window = [f"X-Sentry-Rate-Limit-{name}" for name in ("Limit", "Remaining", "Reset")]
+        add(
+            429,
+            "The credential's SENTRY_API_RATE_LIMIT window is full.",
+            _headers(allow, more={name: number for name in ("Retry-After", *window)}),
+        )
     if auth:
         add(
             503,
             "The storage is unavailable; try again later.",
-            _headers(
-                allow,
-                more={
-                    "Retry-After": {
-                        "required": True,
-                        "schema": {"type": "string", "pattern": sc.ID_PATTERN},
-                    }
-                },
-            ),
+            _headers(allow, more={"Retry-After": number}),
         )
     return responses
 
@@ -549,6 +557,7 @@ def _operation(
             body=op.request is not None,
             realm=converter.settings.auth_realm,
             head=head,
+            rate_limited=converter.settings.api_rate_limit is not None,
         )
     )
     if view_class is IndexView:
@@ -571,8 +580,10 @@ def _operation(
     if parameters:
         operation["parameters"] = parameters
     if op.request is not None:
+        needs_fields = any(field.required for field in dict(_INPUTS)[op.request].fields.values())
         operation["requestBody"] = {
-            "required": False,
+            # An empty body is read as {}: optional unless the object has required fields.
+            "required": needs_fields,
             "description": "A JSON object; an empty body is `{}`.",
             "content": {"application/json": {"schema": _ref(op.request)}},
         }

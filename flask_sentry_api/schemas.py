@@ -45,11 +45,15 @@ from .storage import LEVELS
 from .storage import MAX_ID
 from .storage import MAX_RELEASE_REF
 from .storage import MAX_RELEASE_URL
+from .storage import MAX_RELEASE_VERSION
 from .storage import MAX_SLUG_LENGTH
+from .storage import RELEASE_VERSION_PATTERN
+from .storage import RESERVED_RELEASE_VERSIONS
 from .storage import UTC
 from .storage import GroupQuery
 from .storage import ReleaseChanges
 from .storage import epoch_seconds
+from .storage import is_valid_release_version
 
 JSONSchema = dict[str, t.Any]
 
@@ -63,14 +67,15 @@ DATETIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0
 CURSOR_PATTERN = r"^([0-9]{1,18}(\.[0-9]{0,20})?:[0-9]{1,9}:[01])?$"
 #: Tag keys an event can carry; any other key names nothing.
 TAG_KEY_PATTERN = r"^[a-zA-Z0-9_.:-]{1,32}$"
-#: Release versions appear in URLs (``releases/<version>/``): no slashes, whitespace or
-#: control characters (C1 included); the rest of real-world version strings (1.2.0+build,
-#: my-app@2.0, a git sha) is allowed. Matched whole (see :class:`FullMatch`).
-VERSION_PATTERN = r"^[^/\s\x00-\x1f\x7f-\x9f]+$"
-RESERVED_VERSIONS = (".", "..", "latest")
-MAX_VERSION_LENGTH = 200
+#: Release versions appear in URLs (``releases/<version>/``): Sentry's rule, the one
+#: ingestion applies too (:func:`~flask_sentry_api.storage.is_valid_release_version`).
+VERSION_PATTERN = RELEASE_VERSION_PATTERN
+RESERVED_VERSIONS = RESERVED_RELEASE_VERSIONS
+MAX_VERSION_LENGTH = MAX_RELEASE_VERSION
 #: The latest instant ``since``/``until`` may name as Unix seconds (9999-12-31T23:59:59Z).
 MAX_UNIX_SECONDS = 253402300799
+#: The earliest (0001-01-01T00:00:00Z): before 1970 is negative, and just as valid.
+MIN_UNIX_SECONDS = -62135596800
 
 ID_SCHEMA: JSONSchema = {"type": "string", "pattern": ID_PATTERN}
 NULLABLE_ID_SCHEMA: JSONSchema = {"type": ["string", "null"], "pattern": ID_PATTERN}
@@ -319,7 +324,25 @@ class ProjectKeySchema(CamelCaseSchema):
     project_id = fields.Integer(metadata=documented({"type": "integer", "minimum": 1}))
     is_active = fields.Boolean()
     roles = fields.List(fields.String(), attribute="role_names")
-    rate_limit = fields.Constant(None, metadata=documented({"type": "null"}))
+    rate_limit = fields.Method(
+        "dump_rate_limit",
+        metadata=documented(
+            {
+                "oneOf": [
+                    {"type": "null"},
+                    strict_object(
+                        {
+                            "count": {"type": "integer", "minimum": 1},
+                            "window": {"type": "integer", "minimum": 1},
+                        },
+                        ["count", "window"],
+                    ),
+                ]
+            },
+            "The key's own ingestion limit (events per window seconds); null: the app's"
+            " SENTRY_API_INGEST_RATE_LIMIT.",
+        ),
+    )
     date_created = APIDateTime(attribute="date_added")
     dsn = fields.Method(
         "dump_dsn",
@@ -330,6 +353,10 @@ class ProjectKeySchema(CamelCaseSchema):
             )
         ),
     )
+
+    def dump_rate_limit(self, key: t.Any) -> dict[str, int] | None:
+        limit = key.rate_limit
+        return {"count": limit.count, "window": limit.window} if limit is not None else None
 
     def dump_secret(self, key: t.Any) -> str | None:
         return key.secret_key if KeyContext.get()["reveal_secrets"] else None
@@ -501,12 +528,118 @@ class BulkGroupUpdateSchema(GroupUpdateSchema):
         validate=validate.Range(min=0),
         metadata={
             "description": "Accepted for compatibility: only `null` (snoozing is not"
-            " implemented, any number is a 400)."
+            " implemented, any number is a 400).",
+            # What is accepted, not what the field parses (its numbers are refused).
+            "json_schema": {"type": "null"},
         },
     )
 
 
 # -- events and notes --------------------------------------------------------------------
+
+#: One ``_meta`` node (see :mod:`.ingest.trim`): the note for the value at its path under the
+#: key ``""``, the nodes of the value's children under their keys or indices.
+META_NODE_SCHEMA: JSONSchema = {
+    "type": "object",
+    "properties": {
+        "": strict_object(
+            {
+                "len": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "How long the value was as sent (characters, entries,"
+                    " tags; bytes of JSON for `rem: size`).",
+                },
+                "rem": {
+                    "type": "string",
+                    "enum": ["depth", "size"],
+                    "description": '`depth`: replaced by `"..."` (too deep); `size`:'
+                    " dropped to fit the event size limit.",
+                },
+                "err": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "Why the value was dropped (`invalid_data`).",
+                },
+                "val": {"description": "The dropped value as sent (trimmed)."},
+            },
+            [],
+        ),
+    },
+    "additionalProperties": {"type": "object"},
+}
+NULLABLE_META_NODE_SCHEMA: JSONSchema = {**META_NODE_SCHEMA, "type": ["object", "null"]}
+#: The parts of an event with a ``_meta`` entry, as Sentry's event serializer names them
+#: (``packages`` and ``errors`` have no counterpart here), and ``release`` (a version that
+#: cannot be a release is dropped at ingestion).
+EVENT_META_PARTS = ("context", "contexts", "message", "release", "sdk", "tags", "user")
+EVENT_META_SCHEMA: JSONSchema = strict_object(
+    {
+        "entries": {
+            "type": "object",
+            "description": 'By position in `entries` (as a string): `{"data": node}` for'
+            " each entry with something cut.",
+            "additionalProperties": strict_object({"data": META_NODE_SCHEMA}, ["data"]),
+        },
+        **{part: NULLABLE_META_NODE_SCHEMA for part in EVENT_META_PARTS},
+    },
+    ["entries", *EVENT_META_PARTS],
+)
+#: Which ``_meta`` keys (the paths the SDK sent) note the data of each kind of entry.
+_ENTRY_META_KEYS: dict[str, tuple[str, ...]] = {"message": ("logentry", "message")}
+
+
+def _meta_node(value: t.Any) -> dict[str, t.Any] | None:
+    return value if isinstance(value, dict) and value else None
+
+
+def _merged_meta(nodes: t.Iterable[t.Any]) -> dict[str, t.Any] | None:
+    """The union of ``_meta`` nodes (the message interface may be noted under ``logentry``
+    and ``message`` both)."""
+    merged: dict[str, t.Any] = {}
+    for node in nodes:
+        for key, value in (_meta_node(node) or {}).items():
+            if isinstance(merged.get(key), dict) and isinstance(value, dict) and key:
+                merged[key] = _merged_meta((merged[key], value))
+            else:
+                merged[key] = value
+    return merged or None
+
+
+def event_meta(event: t.Any) -> dict[str, t.Any]:
+    """What trimming cut from ``event``, laid out like Sentry's event serializer: a note
+    tree per part of the response (``context`` is the ``extra`` the SDK sent), ``null``
+    where nothing was cut, and ``entries`` keyed by the position of the entry.
+
+    Only the stored ``_meta`` is read: the answer never holds more than was stored.
+    """
+    stored = event.data.get("_meta")
+    notes: dict[str, t.Any] = stored if isinstance(stored, dict) else {}
+    entries: dict[str, t.Any] = {}
+    for index, entry in enumerate(event.data.get("entries") or []):
+        kind = entry.get("type") if isinstance(entry, dict) else None
+        if not isinstance(kind, str):
+            continue
+        node = _merged_meta(notes.get(key) for key in _ENTRY_META_KEYS.get(kind, (kind,)))
+        if node is not None:
+            entries[str(index)] = {"data": node}
+    message = None
+    if event.data.get("type") != "error":  # an error's message is its exception's
+        message = _meta_node(
+            (_merged_meta(notes.get(key) for key in _ENTRY_META_KEYS["message"]) or {}).get(
+                "formatted"
+            )
+        )
+    return {
+        "entries": entries,
+        "context": _meta_node(notes.get("extra")),
+        "contexts": _meta_node(notes.get("contexts")),
+        "message": message,
+        "release": _meta_node(notes.get("release")),
+        "sdk": _meta_node(notes.get("sdk")),
+        "tags": _meta_node(notes.get("tags")),
+        "user": _meta_node(notes.get("user")),
+    }
 
 
 class EventSchema(CamelCaseSchema):
@@ -573,6 +706,16 @@ class EventSchema(CamelCaseSchema):
         ),
     )
     time_spent = fields.Constant(None)
+    trimmed = fields.Function(
+        event_meta,
+        data_key="_meta",
+        metadata=documented(
+            EVENT_META_SCHEMA,
+            "What ingestion cut to keep the event within SPEC §11's bounds, as notes on the"
+            " parts of this response (`context` is the event's `extra`); a part is `null`"
+            " and `entries` is empty when nothing was cut.",
+        ),
+    )
 
     def on_bind_field(self, field_name: str, field_obj: fields.Field[t.Any]) -> None:
         if field_obj.data_key is None:
@@ -633,18 +776,30 @@ class _ReleaseContext(t.TypedDict):
 ReleaseContext = Context[_ReleaseContext]
 
 
+class ReleaseVersion(validate.Validator):
+    """A valid release version (:func:`~flask_sentry_api.storage.is_valid_release_version`,
+    which ingestion applies too); apispec documents the rule's ``regex`` as ``pattern``."""
+
+    regex = re.compile(VERSION_PATTERN)
+
+    def __call__(self, value: str) -> str:
+        if not is_valid_release_version(value):
+            if value.lower() in RESERVED_VERSIONS:
+                raise ValidationError("This version name is reserved.")
+            raise ValidationError(
+                "Must be 1 to 200 characters without slashes, backslashes or control"
+                " characters, nor whitespace at either end."
+            )
+        return value
+
+
 def _version_field(**kwargs: t.Any) -> fields.String:
     return fields.String(
-        validate=[
-            validate.Length(min=1, max=MAX_VERSION_LENGTH),
-            FullMatch(
-                VERSION_PATTERN,
-                error="Must not contain slashes, whitespace or control characters.",
-            ),
-            validate.NoneOf(RESERVED_VERSIONS, error="This version name is reserved."),
-        ],
+        validate=[validate.Length(min=1, max=MAX_VERSION_LENGTH), ReleaseVersion()],
         metadata={
-            "description": "No slashes, whitespace or control characters; not `.`, `..`, `latest`."
+            "description": "At most 200 characters; no slash, backslash or control character,"
+            " no whitespace at either end (spaces inside are fine); not `.`, `..` or `latest`"
+            " (in any case). Percent-encode it in URLs."
         },
         **kwargs,
     )
@@ -671,8 +826,23 @@ class ClientDateTime(fields.AwareDateTime):
 class ProjectName(fields.String):
     """A project named by slug or id: sentry-cli 3 sends a numeric one as a JSON number."""
 
+    def __init__(self, **kwargs: t.Any) -> None:
+        super().__init__(
+            metadata=documented(
+                {
+                    "anyOf": [
+                        {"type": "string", "minLength": 1, "maxLength": MAX_SLUG_LENGTH},
+                        {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                    ]
+                }
+            ),
+            **kwargs,
+        )
+
     def _deserialize(self, value: t.Any, attr: str | None, data: t.Any, **kwargs: t.Any) -> str:
         if isinstance(value, int) and not isinstance(value, bool):
+            if not 1 <= value <= MAX_ID:
+                raise ValidationError("Not a project id.")
             value = str(value)
         return super()._deserialize(value, attr, data, **kwargs)
 
@@ -814,9 +984,11 @@ def load_query(
         try:
             return _instance(schema).load(data)
         except ValidationError as exc:
-            # Only a missing required parameter gets here: the parsers raise BadRequest.
-            problems = next(iter(t.cast(dict[str, list[str]], exc.messages).values()))
-            raise errors.BadRequest(problems[0]) from None
+            # A missing required or empty parameter: the parsers raise BadRequest themselves.
+            name, problems = next(iter(t.cast(dict[str, list[str]], exc.messages).items()))
+            raise errors.BadRequest(
+                f'Invalid value for parameter "{name}": {problems[0]}'
+            ) from None
 
 
 _PAGE_SIZE = (
@@ -864,11 +1036,13 @@ def _time_bound(description: str) -> Arg:
     return Arg(
         {
             "anyOf": [
-                {"type": "integer", "minimum": 0, "maximum": MAX_UNIX_SECONDS},
+                {"type": "number", "minimum": MIN_UNIX_SECONDS, "maximum": MAX_UNIX_SECONDS},
                 {"type": "string", "format": "date-time"},
             ]
         },
         f"{description} (Unix seconds or ISO 8601).",
+        # Empty is no instant: refused, as the document says, rather than read as absent.
+        validate=validate.Length(min=1, error="expected Unix seconds or ISO 8601, got ''."),
     )
 
 

@@ -1,4 +1,4 @@
-"""Per-app state: the validated settings, the storage and the key lookup of one app.
+"""Per-app state: the settings, storage, key and token lookups and rate limiter of one app.
 
 :func:`build_state` resolves them once, when the extension is initialised (through
 :meth:`~flask_sentry_api.SentryAPI.init_app` or ``app.register_blueprint``); the result is
@@ -18,6 +18,7 @@ from .config import Settings
 from .config import load_settings
 from .config import resolve
 from .errors import ConfigurationError
+from .ratelimits import RateLimiter
 from .storage import AuthToken
 from .storage import ProjectKey
 from .storage import Storage
@@ -38,6 +39,7 @@ class State:
     storage: Storage
     key_lookup: KeyLookup
     token_lookup: TokenLookup
+    rate_limiter: RateLimiter
 
 
 def build_state(
@@ -71,7 +73,13 @@ def build_state(
         tokens = _stored_token_lookup(chosen)
     if not callable(tokens):
         raise ConfigurationError(f"{key} (or the token_lookup argument) must be callable")
-    return State(settings=settings, storage=chosen, key_lookup=lookup, token_lookup=tokens)
+    return State(
+        settings=settings,
+        storage=chosen,
+        key_lookup=lookup,
+        token_lookup=tokens,
+        rate_limiter=RateLimiter(settings.rate_limit_storage_uri, settings.rate_limit_strategy),
+    )
 
 
 def _stored_token_lookup(storage: Storage) -> TokenLookup:

@@ -69,6 +69,33 @@ MAX_RELEASE_REF = 250
 MAX_RELEASE_URL = 200
 MAX_TOKEN_LABEL = 255
 
+#: Longest release version (Sentry's ``MAX_VERSION_LENGTH``), in characters.
+MAX_RELEASE_VERSION = 200
+#: Release versions Sentry reserves (``latest`` in any case): they name routes, not releases.
+RESERVED_RELEASE_VERSIONS = (".", "..", "latest")
+#: A valid release version as one JSON Schema / Python pattern (matched whole): no control
+#: character (C0 or DEL), slash or backslash; no whitespace at either end; 1 to 200
+#: characters; not a reserved name. Spaces inside are allowed (``my app 1.0``).
+RELEASE_VERSION_PATTERN = (
+    r"^(?!(?:\.|\.\.|[lL][aA][tT][eE][sS][tT])$)"
+    r"[^\s/\\\x00-\x1f\x7f](?:[^/\\\x00-\x1f\x7f]{0,198}[^\s/\\\x00-\x1f\x7f])?$"
+)
+_RELEASE_VERSION_RE = re.compile(RELEASE_VERSION_PATTERN)
+
+
+def is_valid_release_version(text: str) -> bool:
+    """Whether ``text`` may name a release, on every path that creates one (the web API and
+    ingestion), so that every stored release is reachable at ``.../releases/<version>/``.
+
+    Sentry's rule (Relay's ``validate_release``, sentry's ``Release.is_valid_version``):
+    at most 200 characters; none of ``\\r \\n \\t \\f / \\\\`` (Relay refuses every C0
+    control character and DEL, and so does this); not ``.``, ``..`` or ``latest`` in any
+    case. Sentry trims surrounding whitespace before checking (DRF on the API, Relay on
+    events) and stores the trimmed version; here the stored form is the rule: a version
+    with whitespace at either end, or only whitespace, is not valid (ingestion trims first).
+    """
+    return _RELEASE_VERSION_RE.fullmatch(text) is not None
+
 
 def utcnow() -> datetime:
     """Now, as an aware UTC datetime (what every stored timestamp is)."""
@@ -113,6 +140,41 @@ class Project:
 
 
 @dataclasses.dataclass(frozen=True)
+class RateLimit:
+    """At most ``count`` events (or requests) per ``window`` seconds: Sentry's key option
+    ``rateLimit``, and the form of ``SENTRY_API_*RATE_LIMIT`` settings (``"N/SECONDS"``)."""
+
+    count: int
+    window: int
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or self.window < 1:
+            raise ValueError("a rate limit needs a count and a window of at least 1")
+
+    @classmethod
+    def parse(cls, text: str) -> RateLimit | None:
+        """``"N/SECONDS"`` as a limit; ``"0"`` (no limit) as None.
+
+        :raises ValueError: anything else.
+        """
+        text = text.strip()
+        if text == "0":
+            return None
+        count, slash, window = text.partition("/")
+        if not (slash and _is_digits(count) and _is_digits(window)):
+            raise ValueError(f"expected N/SECONDS (e.g. 6000/60) or 0, got {text[:40]!r}")
+        return cls(int(count), int(window))
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.window}"
+
+
+def _is_digits(text: str) -> bool:
+    # isdecimal() alone accepts other scripts' digits; int() would too, a config file not.
+    return text.isascii() and text.isdecimal() and len(text) <= 9
+
+
+@dataclasses.dataclass(frozen=True)
 class ProjectKey:
     id: int
     project_id: int
@@ -122,6 +184,8 @@ class ProjectKey:
     is_active: bool
     date_added: datetime
     label: str | None = None
+    #: The key's own ingestion limit; None means ``SENTRY_API_INGEST_RATE_LIMIT``.
+    rate_limit: RateLimit | None = None
 
     def has_role(self, role: int) -> bool:
         return bool(self.roles & role)
@@ -370,7 +434,13 @@ class Storage(t.Protocol):
         """Apply ``name``/``slug``/``is_public``/``allowed_origins`` changes atomically
         (:class:`Conflict` when the slug is taken)."""
 
-    def create_key(self, project_id: int, roles: int, label: str | None = None) -> ProjectKey:
+    def create_key(
+        self,
+        project_id: int,
+        roles: int,
+        label: str | None = None,
+        rate_limit: RateLimit | None = None,
+    ) -> ProjectKey:
         """Create a key with fresh 32-hex public and secret keys."""
 
     def get_key(self, public_key: str) -> ProjectKey | None: ...
@@ -381,6 +451,10 @@ class Storage(t.Protocol):
 
     def set_key_active(self, public_key: str, active: bool) -> bool:
         """Enable or disable a key; False when no such key exists."""
+
+    def set_key_rate_limit(self, public_key: str, rate_limit: RateLimit | None) -> bool:
+        """Set a key's ingestion limit (None: the app's default); False when no such key
+        exists."""
 
     # -- groups and events ---------------------------------------------------------------
     def save_event(self, project_id: int, event: NewEvent) -> SavedEvent:

@@ -64,6 +64,7 @@ from .storage import GroupChanges
 from .storage import GroupQuery
 from .storage import NewEvent
 from .storage import Project
+from .storage import RateLimit
 from .storage import ReleaseChanges
 from .storage import Storage
 from .storage import TokenStorage
@@ -278,6 +279,22 @@ class StorageContract:
     def test_unknown_key(self, storage: Storage) -> None:
         assert storage.get_key("0" * 32) is None
         assert storage.set_key_active("0" * 32, False) is False
+
+    def test_key_rate_limits(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        limited = storage.create_key(project.id, ROLE_STORE, rate_limit=RateLimit(5, 60))
+        plain = storage.create_key(project.id, ROLE_STORE)
+        assert limited.rate_limit == RateLimit(5, 60)
+        assert storage.get_key(limited.public_key) == limited
+        assert plain.rate_limit is None
+
+        assert storage.set_key_rate_limit(plain.public_key, RateLimit(100, 1)) is True
+        assert storage.set_key_rate_limit(limited.public_key, None) is True
+        assert [key.rate_limit for key in storage.list_keys(project.id)] == [
+            None,
+            RateLimit(100, 1),
+        ]
+        assert storage.set_key_rate_limit("0" * 32, RateLimit(1, 1)) is False
 
     def test_set_key_active(self, storage: Storage) -> None:
         project = storage.create_project("P")

@@ -8,15 +8,25 @@ Fixtures live in ``conftest.py``; everything a test module imports lives here.
 from __future__ import annotations
 
 import base64
+import contextlib
+import functools
 import json
 import os
 import re
+import signal
+import struct
+import subprocess
+import sys
 import threading
+import time
 import typing as t
 import uuid
+import zlib
 from datetime import datetime
 from datetime import timezone
+from pathlib import Path
 
+import requests
 import sentry_sdk
 import sqlalchemy as sa
 from flask import Flask
@@ -45,6 +55,8 @@ ON_POSTGRES = DATABASE_URL.startswith("postgresql")
 FORBIDDEN = {"detail": "You do not have permission to perform this action."}
 NOT_FOUND = {"detail": "Not found"}
 NOT_PROVIDED = {"detail": "Authentication credentials were not provided."}
+#: Bad credentials of any kind: wrong secret, unknown key or token, malformed header.
+INVALID_API_KEY = {"detail": "Invalid api key"}
 #: A date-time as the API writes it: UTC, optional milliseconds, a ``Z``.
 DATETIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z\Z")
 #: Ids past every integer column's range (int32, int64 and beyond).
@@ -271,3 +283,97 @@ def sdk_envelopes(action: t.Callable[[t.Any], None], **options: t.Any) -> list[S
         return client.transport.envelopes
     finally:
         client.close()
+
+
+MB = 1 << 20
+
+
+@functools.cache
+def zero_bomb(wbits: int, megabytes: int) -> bytes:
+    """A valid zlib (wbits 15) or gzip (31) stream of ``megabytes`` MiB of zeros, built
+    with zlib.compressobj over zero chunks: after the first chunk each sync-flushed chunk
+    compresses to the same block, so it is repeated rather than recompressed."""
+    zeros, is_gzip = bytes(MB), wbits > 16
+    compressor = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    first = compressor.compress(zeros) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    block = compressor.compress(zeros) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    assert compressor.compress(zeros) + compressor.flush(zlib.Z_SYNC_FLUSH) == block
+    final = compressor.flush(zlib.Z_FINISH)
+    check = 0 if is_gzip else 1
+    for _ in range(megabytes):
+        check = zlib.crc32(zeros, check) if is_gzip else zlib.adler32(zeros, check)
+    size = (megabytes * MB) & 0xFFFFFFFF
+    trailer = struct.pack("<II", check, size) if is_gzip else struct.pack(">I", check)
+    return first + block * (megabytes - 1) + final[: -len(trailer)] + trailer
+
+
+# -- the example app under gunicorn ------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+LISTENING = re.compile(r"Listening at: (http://127\.0\.0\.1:\d+)")
+
+
+def gunicorn_options(workers: int = 1) -> list[str]:
+    """gunicorn's command-line options for a test server on a free port."""
+    import gunicorn.config
+
+    options = ["-w", str(workers), "-b", "127.0.0.1:0", "--timeout", "30"]
+    options += ["--graceful-timeout", "5"]
+    flags = {flag for setting in gunicorn.config.KNOWN_SETTINGS for flag in setting.cli or ()}
+    if "--no-control-socket" in flags:
+        # Recent gunicorns open a control socket in ~/.gunicorn, shared by every instance.
+        options.append("--no-control-socket")
+    return options
+
+
+def stop_gunicorn(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def example_app_under_gunicorn(
+    log: Path,
+    env: t.Mapping[str, str],
+    *,
+    workers: int = 1,
+    options: t.Sequence[str] = (),
+) -> t.Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """(URL, master process) of ``example_app:create_app()`` served by ``workers`` sync
+    workers, once every worker has booted and the API answers; ``env`` is added to this
+    process's (``DATABASE_URL``, ``FLASK_SENTRY_API_*`` settings)."""
+    with log.open("wb") as out:
+        master = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", *gunicorn_options(workers), *options]
+            + ["example_app:create_app()"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield _wait_until_serving(master, log, workers), master
+    finally:
+        stop_gunicorn(master)
+
+
+def _wait_until_serving(master: subprocess.Popen[bytes], log: Path, workers: int) -> str:
+    deadline = time.monotonic() + 60  # workers import the app at once on a busy CI box
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        if master.poll() is not None:
+            raise AssertionError(f"gunicorn exited with {master.returncode}:\n{text}")
+        match = LISTENING.search(text)
+        if match and text.count("Booting worker") >= workers:
+            try:
+                if requests.get(match.group(1) + "/api/0/", timeout=10).status_code == 200:
+                    return match.group(1)
+            except (requests.ConnectionError, requests.Timeout):
+                pass
+        time.sleep(0.1)
+    raise AssertionError("gunicorn did not start:\n" + log.read_text(errors="replace"))

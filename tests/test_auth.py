@@ -13,6 +13,7 @@ from flask_sentry_api.storage import SCOPES
 from flask_sentry_api.storage import Project
 from flask_sentry_api.storage import ProjectKey
 from flask_sentry_api.storage import Storage
+from tests.helpers import INVALID_API_KEY
 from tests.helpers import NOT_PROVIDED
 from tests.helpers import basic_auth
 
@@ -21,9 +22,13 @@ def project_url(project: Project) -> str:
     return f"/api/0/projects/{project.id}/"
 
 
-def assert_not_authenticated(response: object, scheme: str = "Basic") -> None:
+def assert_not_authenticated(
+    response: object, scheme: str = "Basic", body: dict[str, str] = INVALID_API_KEY
+) -> None:
+    """A 401 challenging in ``scheme``; ``body`` is SPEC §2's text for bad credentials
+    unless told otherwise."""
     assert response.status_code == 401  # type: ignore[attr-defined]
-    assert response.get_json() == NOT_PROVIDED  # type: ignore[attr-defined]
+    assert response.get_json() == body  # type: ignore[attr-defined]
     assert response.headers["WWW-Authenticate"] == f'{scheme} realm="api"'  # type: ignore[attr-defined]
     assert response.headers["Content-Type"] == "application/json"  # type: ignore[attr-defined]
 
@@ -37,7 +42,10 @@ def test_valid_key_reads_its_project(
 
 
 def test_no_credentials(client: FlaskClient, project: Project) -> None:
-    assert_not_authenticated(client.get(project_url(project)))
+    assert_not_authenticated(client.get(project_url(project)), body=NOT_PROVIDED)
+    # An empty header is no credential either.
+    response = client.get(project_url(project), headers={"Authorization": ""})
+    assert_not_authenticated(response, body=NOT_PROVIDED)
 
 
 def test_unknown_key_and_wrong_secret_are_indistinguishable(
@@ -65,6 +73,9 @@ def test_unknown_key_and_wrong_secret_are_indistinguishable(
         "Bearer abc",
         "Basic " + base64.b64encode(b"\xff\xfe:\xff").decode(),
         "Basic " + base64.b64encode(b":").decode(),
+        "Digest username=x",
+        "Sentry sentry_key=abc",
+        "Bearer",
     ],
 )
 def test_malformed_authorization_headers_are_401(
@@ -72,7 +83,7 @@ def test_malformed_authorization_headers_are_401(
 ) -> None:
     response = client.get(project_url(project), headers={"Authorization": header})
     # The challenge names the scheme the request tried.
-    assert_not_authenticated(response, "Bearer" if header.startswith("Bearer") else "Basic")
+    assert_not_authenticated(response, "Bearer" if header.startswith("Bearer ") else "Basic")
 
 
 def test_disabled_key(
@@ -102,11 +113,19 @@ def test_other_projects_resource_is_403(
     assert storage.get_project(other_project.id).name == "Other"
 
 
-def test_nonexistent_project_of_another_id_is_403_not_404(
-    client: FlaskClient, auth: dict[str, str]
+def test_nonexistent_project_is_404_and_another_project_403(
+    client: FlaskClient, auth: dict[str, str], other_project: Project
 ) -> None:
-    # A key only reaches its own project: probing other ids reveals nothing.
-    assert client.get("/api/0/projects/999999/", headers=auth).status_code == 403
+    """SPEC §3: another project's existing resource is a 403, a nonexistent object a 404,
+    for a valid key (without one, both are the same 401)."""
+    for path in ("/api/0/projects/999999/", "/api/0/projects/999999/groups/"):
+        response = client.get(path, headers=auth)
+        assert (response.status_code, response.get_json()) == (404, {"detail": "Not found"})
+        anonymous = client.get(path)
+        assert (anonymous.status_code, anonymous.get_json()) == (401, NOT_PROVIDED)
+    other = client.get(project_url(other_project), headers=auth)
+    assert other.status_code == 403
+    assert client.get(project_url(other_project)).get_json() == NOT_PROVIDED
 
 
 def test_index_and_options_need_no_credentials(client: FlaskClient, project: Project) -> None:

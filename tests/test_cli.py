@@ -14,6 +14,7 @@ from flask_sentry_api import get_state
 from flask_sentry_api.storage import ROLE_API
 from flask_sentry_api.storage import ROLE_STORE
 from flask_sentry_api.storage import SCOPES
+from flask_sentry_api.storage import RateLimit
 from tests.helpers import add_group
 from tests.helpers import basic_auth
 from tests.helpers import make_app
@@ -95,6 +96,46 @@ def test_disable_key(app: Flask) -> None:
     )
     assert response.get_json() == {"detail": "Key is disabled"}
     assert invoke(app, "disable-key", "f" * 32)[0] == 2
+
+
+def test_create_key_with_a_rate_limit(app: Flask) -> None:
+    invoke(app, "create-project", "Web")
+    code, output = invoke(app, "create-key", "1", "--rate-limit", "100/60", "--json")
+    assert code == 0, output
+    record = json.loads(output)
+    assert record["rateLimit"] == {"count": 100, "window": 60}
+    assert get_state(app).storage.get_key(record["publicKey"]).rate_limit == RateLimit(100, 60)
+    code, output = invoke(app, "create-key", "1")
+    assert code == 0, output
+    assert "rateLimit: default" in output
+
+
+@pytest.mark.parametrize("value", ["100", "0", "0/60", "100/0", "many/60", "-1/60", "default"])
+def test_create_key_with_a_bad_rate_limit_is_a_usage_error(app: Flask, value: str) -> None:
+    invoke(app, "create-project", "Web")
+    code, output = invoke(app, "create-key", "1", "--rate-limit", value)
+    assert code == 2
+    assert "N/SECONDS" in output
+    assert len(get_state(app).storage.list_keys(1)) == 1  # the project's own key only
+
+
+def test_set_rate_limit_and_back_to_the_default(app: Flask) -> None:
+    public_key = json.loads(invoke(app, "create-project", "Web", "--json")[1])["publicKey"]
+    storage = get_state(app).storage
+
+    code, output = invoke(app, "set-rate-limit", public_key, "5/60")
+    assert code == 0, output
+    assert output.strip() == f"Key {public_key} is limited to 5 events per 60 s."
+    assert storage.get_key(public_key).rate_limit == RateLimit(5, 60)
+
+    code, output = invoke(app, "set-rate-limit", public_key, "default")
+    assert code == 0, output
+    assert "the default" in output
+    assert storage.get_key(public_key).rate_limit is None
+
+    assert invoke(app, "set-rate-limit", "f" * 32, "5/60")[0] == 2
+    code, output = invoke(app, "set-rate-limit", public_key, "five")
+    assert code == 2 and "N/SECONDS" in output
 
 
 def test_commands_create_tables_themselves() -> None:

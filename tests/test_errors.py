@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import logging
+import typing as t
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_sqlalchemy import SQLAlchemy
+from werkzeug.routing import IntegerConverter
 
 from flask_sentry_api import SentryAPI
 from flask_sentry_api import get_state
@@ -94,6 +98,95 @@ def test_method_not_allowed_is_405_with_allow(
     assert response.headers["Allow"] == "GET, PUT, HEAD, OPTIONS"
 
 
+#: Methods no endpoint has: WebDAV's, TRACE and CONNECT, and names no RFC defines.
+UNKNOWN_METHODS = ["TRACE", "CONNECT", "PROPFIND", "MKCOL", "LINK", "FOO", "X-CUSTOM_1"]
+#: A value for every path parameter of the package's rules (what they name need not exist:
+#: a 405 comes before credentials and lookups).
+PATH_VALUES = {
+    "organization_slug": "sentry",
+    "project_id": 1,
+    "project_id_or_slug": "web",
+    "group_id": 1,
+    "issue_id": "WEB-1",
+    "event_id": "f" * 32,
+    "key": "browser",
+    "version": "1.0",
+}
+
+
+def package_endpoints(app: Flask) -> list[tuple[str, t.Any]]:
+    """A path of every endpoint of both blueprints (web API and ingestion) with its view
+    class, except the web API's 404 for paths that are no endpoint."""
+    adapter = app.url_map.bind("testserver.local")
+    found = []
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith(("sentry_api.", "sentry_api_ingest.")):
+            continue
+        if rule.endpoint == "sentry_api.not_found":
+            continue
+        values = {name: PATH_VALUES[name] for name in rule.arguments}
+        if isinstance(rule._converters.get("event_id"), IntegerConverter):
+            values["event_id"] = 1
+        found.append(
+            (adapter.build(rule.endpoint, values), app.view_functions[rule.endpoint].view_class)
+        )
+    return found
+
+
+def test_every_method_an_endpoint_lacks_is_a_json_405(app: Flask, client: FlaskClient) -> None:
+    """Every endpoint of the package, web API and ingestion, answers any method it lacks
+    (unknown names included, which Werkzeug's routing would answer in HTML with every
+    rule's methods in ``Allow``) with the JSON 405 and its own ``Allow``, with or without
+    credentials."""
+    endpoints = package_endpoints(app)
+    assert len(endpoints) >= 40 and any("/store/" in path for path, _ in endpoints)
+    problems = []
+    for path, view_class in endpoints:
+        standard = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+        allowed = view_class.allow_header()
+        lacking = [m for m in standard if m not in allowed.split(", ")] + UNKNOWN_METHODS
+        for method in lacking:
+            response = client.open(path, method=method)
+            label = f"{method} {path}: {response.status_code}"
+            # A HEAD answer has no body.
+            body = None if method == "HEAD" else {"detail": f'Method "{method}" not allowed.'}
+            if (response.status_code, response.get_json(silent=True)) != (405, body):
+                problems.append(f"{label} {response.data[:100]!r}")
+            elif response.headers.get("Allow") != allowed:
+                problems.append(f"{label}: Allow {response.headers.get('Allow')!r} != {allowed!r}")
+            elif response.headers["Content-Type"] != "application/json":
+                problems.append(f"{label}: {response.headers['Content-Type']}")
+    assert not problems, "\n".join(problems)
+
+
+def test_unknown_methods_get_the_json_405_over_real_http(live_server_url: str) -> None:
+    """Through a real HTTP server (request line parsed by the server, not the test
+    client)."""
+    host, port = live_server_url.removeprefix("http://").split(":")
+    for path, allow in [
+        ("/api/0/projects/1/", "GET, PUT, HEAD, OPTIONS"),
+        ("/api/1/envelope/", "POST, OPTIONS"),
+    ]:
+        for method in ("TRACE", "PROPFIND", "FOO"):
+            connection = http.client.HTTPConnection(host, int(port), timeout=10)
+            try:
+                connection.request(method, path)
+                response = connection.getresponse()
+                body = json.loads(response.read())
+            finally:
+                connection.close()
+            assert response.status == 405, (method, path)
+            assert body == {"detail": f'Method "{method}" not allowed.'}
+            assert response.getheader("Allow") == allow
+
+
+def test_a_path_that_is_no_endpoint_is_a_404_whatever_the_method(client: FlaskClient) -> None:
+    for method in ("GET", "TRACE", "FOO", "OPTIONS"):
+        response = client.open("/api/0/no/such/endpoint/", method=method)
+        assert (response.status_code, response.get_json()) == (404, {"detail": "Not found"})
+        assert "Allow" not in response.headers
+
+
 def test_every_response_has_allow_and_content_language(
     client: FlaskClient, project: Project, auth: dict[str, str]
 ) -> None:
@@ -127,6 +220,43 @@ def test_options_describes_the_endpoint(client: FlaskClient, project: Project) -
     assert body["renders"] == ["application/json"]
     assert body["parses"] == ["application/json"]
     assert "PUT" in body["description"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/0/issues/not-an-issue/",  # no short id (slug-number)
+        "/api/0/issues/null,null/events/",
+        f"/api/0/issues/{'9' * 20}/notes/",  # past every id
+        f"/api/0/projects/sentry/{'s' * 200}/",  # a slug longer than any
+        "/api/0/projects/1/tags/bad key!/values/",  # no tag key
+        "/api/0/projects/sentry/web/events/not-hex/",
+        "/api/0/issues/1/events/12345/",
+    ],
+)
+def test_options_on_a_malformed_path_is_404(client: FlaskClient, path: str) -> None:
+    """OPTIONS needs no credentials but checks the path's values as the OpenAPI document
+    describes them: what no object could be named by is a 404, as on every other verb."""
+    response = client.options(path)
+    assert (response.status_code, response.get_json()) == (404, {"detail": "Not found"})
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/0/issues/WEB-12/events/latest/",
+        "/api/0/issues/12/",
+        "/api/0/projects/sentry/no-such-project/events/" + "f" * 32 + "/",
+        "/api/0/projects/1/tags/sentry:user/values/",
+        "/api/0/events/" + "a" * 32 + "/",
+        "/api/0/events/12/",
+    ],
+)
+def test_options_on_a_well_formed_path_describes_it(client: FlaskClient, path: str) -> None:
+    # Whether the objects exist is not checked: that would need credentials.
+    response = client.options(path)
+    assert response.status_code == 200, response.data
+    assert "methods" in response.get_json()
 
 
 def test_body_over_the_limit_is_413(project: Project) -> None:

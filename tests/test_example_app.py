@@ -17,6 +17,7 @@ import requests
 from example_app import create_app
 from flask_sentry_api import get_state
 from tests.helpers import close_after_test
+from tests.helpers import example_app_under_gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 CURL_LINE = re.compile(r"curl -u ([0-9a-f]{32}):([0-9a-f]{32}) (\S+)")
@@ -126,3 +127,30 @@ def test_the_docs_curl_session_against_flask_run(running_example: tuple[str, str
     denied = requests.get(f"{base}/api/0/projects/1/", auth=(public, "0" * 32), timeout=5)
     assert denied.status_code == 401
     assert denied.headers["WWW-Authenticate"] == 'Basic realm="api"'
+
+
+@pytest.mark.live
+def test_the_readme_gunicorn_command_serves_a_full_bulk_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README serves with ``--limit-request-line 0``: a bulk update naming
+    SENTRY_API_MAX_BULK_IDS ids of 19 digits (~23 KB of URL) reaches the API, where
+    gunicorn's default request-line limit answers an HTML 414."""
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}"}
+    monkeypatch.setenv("DATABASE_URL", env["DATABASE_URL"])
+    app = close_after_test(create_app())  # the demo project and its key, before any worker
+    with app.app_context():
+        key = get_state(app).storage.list_keys(1)[0]
+    ids = "&".join(f"id={9_000_000_000_000_000_000 + n}" for n in range(1000))
+    for options, expected in ((["--limit-request-line", "0"], 204), ([], 414)):
+        log = tmp_path / f"gunicorn{len(options)}.log"
+        with example_app_under_gunicorn(log, env, options=options) as (url, _):
+            response = requests.put(
+                f"{url}/api/0/projects/1/groups/?{ids}",
+                json={"status": "resolved"},
+                auth=(key.public_key, key.secret_key),
+                timeout=30,
+            )
+        assert response.status_code == expected, response.text[:200]
+        if expected == 204:
+            assert response.headers["Content-Type"] == "application/json"

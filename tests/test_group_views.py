@@ -491,11 +491,15 @@ def test_bulk_delete_unknown_parameter_is_400(client, auth, storage, project, pa
 @pytest.mark.parametrize("method", ["get", "put", "delete"])
 def test_group_list_scoping(client, auth, other_auth, storage, project, method):
     group = add_group(storage, project)
-    for url, headers in [(GROUPS.format(project.id), other_auth), (GROUPS.format(999999), auth)]:
+    # Another project's groups are a 403; a project that does not exist, a 404 (SPEC §3).
+    for url, headers, answer in [
+        (GROUPS.format(project.id), other_auth, (403, FORBIDDEN)),
+        (GROUPS.format(999999), auth, (404, {"detail": "Not found"})),
+    ]:
         response = getattr(client, method)(
             f"{url}?id={group}", json={"status": "resolved"}, headers=headers
         )
-        assert (response.status_code, response.get_json()) == (403, FORBIDDEN)
+        assert (response.status_code, response.get_json()) == answer
     assert statuses(storage, group) == ["unresolved"]
 
 

@@ -419,3 +419,45 @@ def test_load_json_object_names_the_document() -> None:
     with pytest.raises(BadRequest, match="^Invalid envelope header: "):
         load_json_object(b"[]", what="envelope header")
     assert load_json_object(b'{"a": [1, 2.5, "x", null, true]}') == {"a": [1, 2.5, "x", None, True]}
+
+
+# -- what a parse may cost ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("document", "cost"),
+    [
+        (b'{"a": 1}', 3 + 1 + 1),  # an object, a key, a string
+        (b"[[], [], []]", 4 + 2),  # four arrays, two separators
+        (b'{"a": "x,y"}', 3 + 1 + 2 + 1),  # a comma inside a string counts too
+        (b"true", 0),
+    ],
+)
+def test_parse_cost(document: bytes, cost: int) -> None:
+    assert body.parse_cost(document) == cost
+
+
+def test_a_document_too_costly_to_parse_is_refused_before_parsing() -> None:
+    """Six million empty arrays: 18 MB that would take ~485 MB to parse (issue 12)."""
+    costly = b'{"extra": {"a": [' + b",".join([b"[]"] * 3_000_000) + b"]}}"
+    tracemalloc.start()
+    try:
+        with pytest.raises(PayloadTooLarge, match="too many JSON values"):
+            load_json_object(costly)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 1024 * 1024  # the text, decoded once; no parse
+
+
+def test_a_million_empty_arrays_still_parse_to_be_trimmed() -> None:
+    document = b'{"extra": {"a": [' + b",".join([b"[]"] * 1_000_000) + b"]}}"
+    assert len(load_json_object(document)["extra"]["a"]) == 1_000_000
+
+
+def test_every_document_of_relays_event_size_parses() -> None:
+    """Relay refuses events over 1 MiB; every shape of that size stays within the cost."""
+    mib = 1024 * 1024
+    for item in (b"{}", b'"",', b"[],", b"1,", b'{"":1},'):
+        packed = (item * (mib // len(item)))[: mib - 16]
+        assert body.parse_cost(packed) <= body.MAX_PARSE_COST, item

@@ -603,7 +603,7 @@ def test_culprits(payload: dict[str, Any], culprit: str | None) -> None:
 def test_attribute_lengths_and_defaults() -> None:
     event = normalize(
         {
-            "release": "r" * 300,
+            "release": "r" * 200,
             "environment": "e" * 100,
             "server_name": "  s  ",
             "logger": "",
@@ -611,12 +611,53 @@ def test_attribute_lengths_and_defaults() -> None:
         }
     )
     assert event.release == "r" * 200
+    assert "_meta" not in event.data
     assert event.environment == "e" * 64
     assert event.data["server_name"] == "s"
     assert event.logger is None
     assert event.platform == "7"
     assert normalize({}).platform == "other"
     assert normalize({"release": {"a": 1}}).release is None
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ("1.0", "1.0"),
+        ("my app 1.0", "my app 1.0"),  # Sentry allows spaces: reachable as my%20app%201.0
+        ("  web@2.0+build.7\n", "web@2.0+build.7"),  # trimmed, as Relay does
+        ("...", "..."),
+        ("\u00fc" * 200, "\u00fc" * 200),
+        (2.5, "2.5"),
+        ("   ", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_valid_releases_are_kept(sent: Any, stored: str | None) -> None:
+    event = normalize({"release": sent})
+    assert event.release == stored
+    assert ("release", stored) in event.tags if stored else "release" not in dict(event.tags)
+    assert "_meta" not in event.data
+
+
+@pytest.mark.parametrize(
+    "sent",
+    ["latest", "LATEST", ".", "..", "a\tb", "a\x0bb", "a/b", "a\\b", "del\x7f", "r" * 201],
+)
+def test_an_invalid_release_is_dropped_with_a_meta_note(sent: str) -> None:
+    # Issue 12: these were stored and listed, but .../releases/<version>/ never found them.
+    event = normalize({"release": sent, "tags": {"site": "s"}})
+    assert event.release is None
+    assert "release" not in dict(event.tags) and ("site", "s") in event.tags
+    assert event.data["_meta"] == {"release": {"": {"err": ["invalid_data"], "val": sent}}}
+
+
+def test_the_meta_note_of_a_huge_invalid_release_is_bounded() -> None:
+    event = normalize({"release": "/" * 100_000})
+    note = event.data["_meta"]["release"][""]
+    assert note["err"] == ["invalid_data"]
+    assert len(note["val"]) == 8192 and note["val"].endswith("...")
 
 
 def test_entries_and_data() -> None:

@@ -1,17 +1,24 @@
-"""Event trimming (SPEC §11): every bound, the ``_meta`` notes, work proportional to what is
-kept (shown by counting, not timing), and the amplification and 100,000-tag attacks over HTTP."""
+"""Event trimming (SPEC §11): every bound, the ``_meta`` notes and how the events API serves
+them, work proportional to what is kept (shown by counting, not timing), and the
+amplification, 100,000-tag and six-million-array attacks over HTTP (the worker-memory bound
+of the amplification attack is in ``test_amplification.py``)."""
 
 from __future__ import annotations
 
 import gzip
 import json
 import typing as t
+import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from datetime import timezone
 
+import sqlalchemy as sa
+from flask import Flask
 from flask.testing import FlaskClient
+from jsonschema import Draft202012Validator
 
+from flask_sentry_api import get_state
 from flask_sentry_api.ingest import trim
 from flask_sentry_api.ingest.normalize import normalize_event
 from flask_sentry_api.ingest.trim import MAX_DEPTH
@@ -269,3 +276,197 @@ def test_an_envelope_with_100000_tags_stores_200(
     assert len(stored["tags"]) <= MAX_TAGS
     tags = client.get(f"/api/0/groups/{group_id}/tags/", headers=basic_auth(key)).json
     assert isinstance(tags, list) and len(tags) <= MAX_TAGS
+
+
+# -- _meta in the events API and the attacks of issue 12 -------------------------------------
+
+NO_CUTS: dict[str, t.Any] = {
+    "entries": {},
+    "context": None,
+    "contexts": None,
+    "message": None,
+    "release": None,
+    "sdk": None,
+    "tags": None,
+    "user": None,
+}
+
+
+def within_bag_bounds(value: t.Any, depth: int = 0) -> bool:
+    """No object or array in ``value`` has more than MAX_ENTRIES entries or sits deeper
+    than MAX_DEPTH levels."""
+    if isinstance(value, (dict, list)):
+        items = list(value.values()) if isinstance(value, dict) else value
+        return (
+            depth < MAX_DEPTH
+            and len(items) <= MAX_ENTRIES
+            and all(within_bag_bounds(item, depth + 1) for item in items)
+        )
+    return True
+
+
+def event_views(client: FlaskClient, project: Project, key: ProjectKey) -> list[t.Any]:
+    """The project's only event as every event endpoint serves it."""
+    auth = basic_auth(key)
+    [group] = client.get(f"/api/0/projects/{project.id}/groups/", headers=auth).json
+    [listed] = client.get(f"/api/0/groups/{group['id']}/events/", headers=auth).json
+    paths = [
+        f"/api/0/events/{listed['id']}/",
+        f"/api/0/groups/{group['id']}/events/latest/",
+        f"/api/0/issues/{group['id']}/events/{listed['eventID']}/",
+        f"/api/0/projects/sentry/{project.id}/events/{listed['eventID']}/",
+        f"/api/0/projects/sentry/{project.id}/events/",
+    ]
+    bodies = [listed]
+    for path in paths:
+        response = client.get(path, headers=auth)
+        assert response.status_code == 200, (path, response.json)
+        body = response.json
+        bodies.extend(body if isinstance(body, list) else [body])
+    return bodies
+
+
+def test_an_event_without_cuts_is_served_with_empty_meta(
+    client: FlaskClient, project: Project, key: ProjectKey
+) -> None:
+    # Like Sentry's event serializer: `_meta` is always there, its parts null when uncut.
+    event = event_payload("small", extra={"a": [1, 2]}, tags={"t": "v"})
+    response = client.post(f"/api/{project.id}/store/", json=event, headers=sentry_auth(key))
+    assert response.status_code == 200, response.json
+    for body in event_views(client, project, key):
+        assert body["_meta"] == NO_CUTS
+
+
+def test_meta_is_served_on_every_event_endpoint(
+    client: FlaskClient, project: Project, key: ProjectKey
+) -> None:
+    long = "x" * (MAX_STRING + 100)
+    event = event_payload(
+        long,
+        extra={"a": [[]] * 1000, "deep": {"1": {"2": {"3": {"4": {"5": "six"}}}}}},
+        contexts={"app": {str(i): i for i in range(60)}},
+        sdk={"name": "sdk", "packages": [{"name": str(i)} for i in range(70)]},
+        user={"id": "u", "data": {str(i): i for i in range(80)}},
+        tags={f"k{i}": "v" for i in range(300)},
+        exception=[{"type": "E", "value": long}],
+        request={"url": "http://x/", "data": {str(i): i for i in range(90)}},
+    )
+    response = client.post(f"/api/{project.id}/store/", json=event, headers=sentry_auth(key))
+    assert response.status_code == 200, response.json
+    for body in event_views(client, project, key):
+        meta = body["_meta"]
+        assert meta["context"] == {
+            "a": {"": {"len": 1000}},
+            "deep": {"1": {"2": {"3": {"4": {"": {"rem": "depth"}}}}}},
+        }
+        assert body["context"]["deep"]["1"]["2"]["3"]["4"] == trim.DEPTH_MARK
+        assert meta["contexts"] == {"app": {"": {"len": 60}}}
+        assert meta["sdk"] == {"packages": {"": {"len": 70}}}
+        assert meta["user"] == {"data": {"": {"len": 80}}}
+        assert meta["tags"] == {"": {"len": 300}}
+        assert meta["message"] is None  # an error's message is its exception's
+        kinds = [entry["type"] for entry in body["entries"]]
+        by_kind = {kinds[int(index)]: note["data"] for index, note in meta["entries"].items()}
+        assert by_kind["exception"] == {"values": {"0": {"value": {"": {"len": len(long)}}}}}
+        assert by_kind["request"] == {"data": {"": {"len": 90}}}
+        assert by_kind["message"]["formatted"] == {"": {"len": len(long)}}
+
+
+def test_served_meta_matches_the_openapi_document(
+    client: FlaskClient, project: Project, key: ProjectKey
+) -> None:
+    event = event_payload(
+        "m" * 10_000,
+        extra={"a": [[]] * 100, "deep": [[[[[[1]]]]]]},
+        tags={f"k{i}": "v" for i in range(300)},
+        exception=[{"type": "E", "stacktrace": {"frames": [{"function": "f"}] * 300}}],
+        release="latest",  # no release can have this version: dropped, with a note
+    )
+    response = client.post(f"/api/{project.id}/store/", json=event, headers=sentry_auth(key))
+    assert response.status_code == 200, response.json
+    document = client.get("/api/0/openapi.json").json
+    auth = basic_auth(key)
+    [group] = client.get(f"/api/0/projects/{project.id}/groups/", headers=auth).json
+    listed = client.get(f"/api/0/groups/{group['id']}/events/", headers=auth).json
+    details = client.get(f"/api/0/events/{listed[0]['id']}/", headers=auth).json
+    assert details["_meta"]["entries"] and details["_meta"]["context"]
+    assert details["release"] is None
+    assert details["_meta"]["release"] == {"": {"err": ["invalid_data"], "val": "latest"}}
+    for body, name in ((details, "EventDetails"), (listed, "Event")):
+        schema = {"$ref": f"#/components/schemas/{name}"}
+        if isinstance(body, list):
+            schema = {"type": "array", "items": schema}
+        validator = Draft202012Validator({**schema, "components": document["components"]})
+        errors = list(validator.iter_errors(body))
+        assert not errors, errors[0]
+    documented = document["components"]["schemas"]["Event"]
+    assert "_meta" in documented["required"]
+    # A served note the document does not allow is caught: the check can fail.
+    wrong = {**details, "_meta": {**details["_meta"], "tags": {"": {"len": "many"}}}}
+    validator = Draft202012Validator(
+        {"$ref": "#/components/schemas/EventDetails", "components": document["components"]}
+    )
+    assert list(validator.iter_errors(wrong))
+
+
+def test_a_cut_message_is_noted_on_the_message(
+    client: FlaskClient, project: Project, key: ProjectKey
+) -> None:
+    event = event_payload("m" * 10_000)
+    response = client.post(f"/api/{project.id}/store/", json=event, headers=sentry_auth(key))
+    assert response.status_code == 200, response.json
+    for body in event_views(client, project, key):
+        assert len(body["message"]) <= MAX_STRING
+        assert body["_meta"]["message"] == {"": {"len": 10_000}}
+        [(index, note)] = body["_meta"]["entries"].items()
+        assert body["entries"][int(index)]["type"] == "message"
+        assert note["data"]["formatted"] == {"": {"len": 10_000}}
+
+
+def tag_rows(app: Flask, group_id: int) -> int:
+    with app.app_context():
+        models = get_state(app).storage.models  # type: ignore[attr-defined]
+        session = app.extensions["sqlalchemy"].session
+        return int(
+            session.scalar(
+                sa.select(sa.func.count())
+                .select_from(models.GroupTagValue)
+                .where(models.GroupTagValue.group_id == group_id)
+            )
+        )
+
+
+def test_100000_tags_make_at_most_200_tag_rows(
+    app: Flask, client: FlaskClient, project: Project, key: ProjectKey
+) -> None:
+    # The attack's 456 KB body: 100,000 distinct tags (as pairs, the other form SDKs send).
+    event = event_payload("tagged", tags=[[f"k{i}", uuid.uuid4().hex[:4]] for i in range(100_000)])
+    body = gzip.compress(json.dumps(event).encode())
+    assert 400_000 < len(body) < 1024 * 1024
+    headers = {**sentry_auth(key), "Content-Encoding": "gzip"}
+    response = client.post(f"/api/{project.id}/store/", data=body, headers=headers)
+    assert response.status_code == 200, response.json
+    group_id, stored = stored_event(client, project, key)
+    assert len(stored["tags"]) == MAX_TAGS
+    assert stored["_meta"]["tags"] == {"": {"len": 100_000}}
+    assert tag_rows(app, group_id) <= MAX_TAGS
+    tags = client.get(f"/api/0/groups/{group_id}/tags/", headers=basic_auth(key))
+    assert isinstance(tags.json, list) and len(tags.json) <= MAX_TAGS
+    assert len(tags.get_data()) < 256 * 1024
+
+
+def test_six_million_empty_arrays_are_refused_before_parsing(
+    client: FlaskClient, project: Project, key: ProjectKey
+) -> None:
+    """The attack's 17.5 KB body (20-27 s to ingest before): its parse alone would take
+    ~485 MB, so it is refused from its bytes (``ingest.body.parse_cost``) with a 413."""
+    text = '{"message": "six million", "extra": {"a": [' + ",".join(["[]"] * 6 * MILLION) + "]}}"
+    body = gzip.compress(text.encode())
+    del text
+    assert len(body) < 20_000
+    headers = {**sentry_auth(key), "Content-Encoding": "gzip"}
+    response = client.post(f"/api/{project.id}/store/", data=body, headers=headers)
+    assert response.status_code == 413, response.get_data()
+    assert "too many JSON values" in response.json["detail"]
+    groups = client.get(f"/api/0/projects/{project.id}/groups/", headers=basic_auth(key)).json
+    assert groups == []

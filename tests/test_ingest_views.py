@@ -5,10 +5,8 @@ encoding and envelope framing, every rejection (a clear 4xx ``{"detail"}`` repea
 from __future__ import annotations
 
 import base64
-import functools
 import gzip
 import json
-import struct
 import time
 import typing as t
 import zlib
@@ -27,6 +25,7 @@ from flask_sentry_api.storage import ROLE_API
 from flask_sentry_api.storage import ROLE_STORE
 from flask_sentry_api.storage import Project
 from flask_sentry_api.storage import ProjectKey
+from tests.helpers import MB
 from tests.helpers import basic_auth
 from tests.helpers import envelope
 from tests.helpers import event_item
@@ -34,8 +33,8 @@ from tests.helpers import event_payload
 from tests.helpers import make_app
 from tests.helpers import near_misses
 from tests.helpers import sentry_auth
+from tests.helpers import zero_bomb
 
-MB = 1 << 20
 Event = dict[str, t.Any]
 ENCODERS: dict[str | None, t.Callable[[bytes], bytes]] = {
     None: lambda data: data,
@@ -316,25 +315,6 @@ def test_oversized_body_is_413() -> None:
         with app.app_context():
             app.extensions["sqlalchemy"].drop_all()
             app.extensions["sqlalchemy"].engine.dispose()
-
-
-@functools.cache
-def zero_bomb(wbits: int, megabytes: int) -> bytes:
-    """A valid zlib (wbits 15) or gzip (31) stream of ``megabytes`` MiB of zeros, built
-    with zlib.compressobj over zero chunks: after the first chunk each sync-flushed chunk
-    compresses to the same block, so it is repeated rather than recompressed."""
-    zeros, is_gzip = bytes(MB), wbits > 16
-    compressor = zlib.compressobj(9, zlib.DEFLATED, wbits)
-    first = compressor.compress(zeros) + compressor.flush(zlib.Z_SYNC_FLUSH)
-    block = compressor.compress(zeros) + compressor.flush(zlib.Z_SYNC_FLUSH)
-    assert compressor.compress(zeros) + compressor.flush(zlib.Z_SYNC_FLUSH) == block
-    final = compressor.flush(zlib.Z_FINISH)
-    check = 0 if is_gzip else 1
-    for _ in range(megabytes):
-        check = zlib.crc32(zeros, check) if is_gzip else zlib.adler32(zeros, check)
-    size = (megabytes * MB) & 0xFFFFFFFF
-    trailer = struct.pack("<II", check, size) if is_gzip else struct.pack(">I", check)
-    return first + block * (megabytes - 1) + final[: -len(trailer)] + trailer
 
 
 def test_zero_bomb_is_a_valid_stream() -> None:

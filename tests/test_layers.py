@@ -4,9 +4,10 @@ importing a core module loads neither Flask nor SQLAlchemy.
 The layers (README "How the package is laid out"), by path under ``flask_sentry_api/``:
 
 * core: ``errors``, ``config``, ``storage``, ``pagination``, ``search``, ``stats``, ``apidoc``,
-  ``schemas``, ``ingest/``. Imports only the core, the standard library and marshmallow
-  (and brotli, ``ingest/body.py``'s optional decoder).
-* glue (layer 1): ``state``, ``http``, ``auth``. Imports the core, the glue and Flask.
+  ``schemas``, ``ratelimits``, ``ingest/``. Imports only the core, the standard library,
+  marshmallow, limits (``ratelimits``' counters) and brotli (``ingest/body.py``'s decoder).
+* glue (layer 1): ``state``, ``http``, ``auth``, ``throttling``. Imports the core, the glue
+  and Flask.
 * views (layer 2): ``views/`` and ``openapi``. Never import the wiring; a view module never
   imports another view module except ``views.base`` (``views/__init__`` may re-export).
 * wiring (layer 3): ``__init__``, ``blueprint``, ``extension``, ``cli``. Imports anything;
@@ -61,9 +62,10 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "tokens.py",
         "apidoc.py",
         "schemas.py",
+        "ratelimits.py",
         "ingest/*",
     ),
-    "glue": ("state.py", "http.py", "auth.py"),
+    "glue": ("state.py", "http.py", "auth.py", "throttling.py"),
     "views": (
         "views/*",
         "openapi.py",
@@ -98,7 +100,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "storages": frozenset({"core", "storages"}),
 }
 # Third-party top-level packages a layer may import; None: any.
-CORE_THIRD_PARTY = frozenset({"marshmallow", "brotli"})
+CORE_THIRD_PARTY = frozenset({"marshmallow", "brotli", "limits"})
 # Third-party packages the storages never import (the Flask side: the ruff ban exempts the
 # storages because they use SQLAlchemy and Alembic, so this is checked here).
 STORAGE_BANNED = frozenset({"flask", "werkzeug", "flask_httpauth", "flask_sqlalchemy"})
@@ -572,7 +574,7 @@ def test_layer_rules_on_a_synthetic_package(tmp_path: Path) -> None:
         "flask_sentry_api.pagination (core) -> flask_sentry_api.auth (glue): "
         "core may import only core",
         "flask_sentry_api.search (core) -> flask: the core imports only the standard library "
-        "and brotli, marshmallow",
+        "and brotli, limits, marshmallow",
         "flask_sentry_api.sqlalchemy_storage.base (storages) -> flask_sqlalchemy: "
         "a storage imports no Flask",
         "flask_sentry_api.views.groups -> flask_sentry_api.views.projects: a view module "

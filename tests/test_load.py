@@ -31,7 +31,6 @@ import json
 import os
 import random
 import re
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -52,6 +51,7 @@ from flask_sentry_api import get_state
 from flask_sentry_api.storage import ROLE_API
 from flask_sentry_api.storage import ROLE_STORE
 from tests.helpers import DATABASE_URL
+from tests.helpers import example_app_under_gunicorn
 from tests.helpers import sentry_auth
 
 pytestmark = [pytest.mark.load, pytest.mark.live]
@@ -67,7 +67,6 @@ DOOMED = [f"doom-{n}" for n in range(4)]  # their groups are deleted during the 
 MIX = {"event": 55, "duplicate": 10, "resolve": 8, "delete": 7, "read": 20}
 EXPECTED = {"event": 200, "duplicate": 200, "resolve": 200, "delete": 204, "read": 200}
 DRIVER_ERROR = re.compile(r"^(?:sqlite3|psycopg)\.\S+: .*$", re.MULTILINE)
-LISTENING = re.compile(r"Listening at: (http://127\.0\.0\.1:\d+)")
 
 
 # -- the server ------------------------------------------------------------------------------
@@ -119,57 +118,6 @@ def prepare_database(database_url: str, monkeypatch: pytest.MonkeyPatch) -> tupl
     return project.id, key
 
 
-def gunicorn_options() -> list[str]:
-    import gunicorn.config
-
-    options = ["-w", str(WORKERS), "-b", "127.0.0.1:0", "--timeout", "30"]
-    options += ["--graceful-timeout", "5"]
-    flags = {flag for setting in gunicorn.config.KNOWN_SETTINGS for flag in setting.cli or ()}
-    if "--no-control-socket" in flags:
-        # Recent gunicorns open a control socket in ~/.gunicorn, shared by every instance.
-        options.append("--no-control-socket")
-    return options
-
-
-def start_gunicorn(database_url: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DATABASE_URL": database_url, "FLASK_SENTRY_API_TABLE_PREFIX": PREFIX}
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", *gunicorn_options(), "example_app:create_app()"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def wait_until_serving(process: subprocess.Popen[bytes], log: Path) -> str:
-    deadline = time.monotonic() + 60  # 3 workers import the app at once on a busy CI box
-    while time.monotonic() < deadline:
-        text = log.read_text(errors="replace")
-        match = LISTENING.search(text)
-        if process.poll() is not None:
-            raise AssertionError(f"gunicorn exited with {process.returncode}:\n{text}")
-        if match and text.count("Booting worker") >= WORKERS:
-            try:
-                if requests.get(match.group(1) + "/api/0/", timeout=10).status_code == 200:
-                    return match.group(1)
-            except (requests.ConnectionError, requests.Timeout):
-                pass
-        time.sleep(0.1)
-    raise AssertionError("gunicorn did not start:\n" + log.read_text(errors="replace"))
-
-
-def stop_gunicorn(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
 def backends(
     *postgresql_marks: pytest.MarkDecorator, sqlite: t.Sequence[pytest.MarkDecorator] = ()
 ) -> list[t.Any]:
@@ -202,13 +150,12 @@ def served(
     database_url = database_url_for(request.param, tmp_path)
     project_id, key = prepare_database(database_url, monkeypatch)
     log = tmp_path / "gunicorn.log"
-    process = start_gunicorn(database_url, log)
+    env = {"DATABASE_URL": database_url, "FLASK_SENTRY_API_TABLE_PREFIX": PREFIX}
     try:
-        url = wait_until_serving(process, log)
-        server = Server(url, project_id, key.public_key, key.secret_key, request.param)
-        yield server, database_url, log
+        with example_app_under_gunicorn(log, env, workers=WORKERS) as (url, _):
+            server = Server(url, project_id, key.public_key, key.secret_key, request.param)
+            yield server, database_url, log
     finally:
-        stop_gunicorn(process)
         if request.param == "postgresql":
             drop_tables(example_app(database_url, monkeypatch))
 

@@ -6,13 +6,18 @@ import uuid
 from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
+from urllib.parse import quote
 
 import pytest
 from flask.testing import FlaskClient
 
 from flask_sentry_api.storage import NewEvent
 from flask_sentry_api.storage import Project
+from flask_sentry_api.storage import ProjectKey
 from flask_sentry_api.storage import Storage
+from flask_sentry_api.storage import is_valid_release_version
+from tests.helpers import event_payload
+from tests.helpers import sentry_auth
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
@@ -93,10 +98,16 @@ def test_duplicate_version_is_400(
         {},
         {"version": ""},
         {"version": "a/b"},
-        {"version": "has space"},
+        {"version": "a\\b"},
+        {"version": "a\tb"},
+        {"version": "a\x7fb"},
+        {"version": " leading"},
+        {"version": "trailing "},
+        {"version": "   "},
         {"version": "x" * 201},
         {"version": ".."},
         {"version": "latest"},
+        {"version": "LaTeSt"},
         {"version": 12},
         {"version": "1.0", "owner": "abc"},
         {"version": "1.0", "dateReleased": "yesterday"},
@@ -134,3 +145,86 @@ def test_scoping(
     assert client.delete(url + "1.0/", headers=other_auth).status_code == 403
     assert client.get(url + "1.0/", headers=auth).status_code == 200
     assert client.options(url).get_json()["methods"] == ["GET", "POST", "HEAD", "OPTIONS"]
+
+
+SPACED = "my app 1.0"
+#: The three families of release paths: the 2015 one by project id, the project slug one,
+#: the organization one.
+RELEASE_PATHS = [
+    "/api/0/projects/{project_id}/releases/",
+    "/api/0/projects/sentry/web/releases/",
+    "/api/0/organizations/sentry/releases/",
+]
+
+
+def release_url(base: str, project: Project, version: str) -> str:
+    return base.format(project_id=project.id) + quote(version, safe="") + "/"
+
+
+@pytest.mark.parametrize("base", RELEASE_PATHS)
+def test_a_version_with_spaces_is_reachable_on_every_path(
+    client: FlaskClient, project: Project, auth: dict[str, str], base: str
+) -> None:
+    # Sentry allows spaces in versions; the URL carries them percent-encoded.
+    created = client.post(
+        f"/api/0/projects/{project.id}/releases/", headers=auth, json={"version": SPACED}
+    )
+    assert created.status_code == 201, created.get_json()
+    url = release_url(base, project, SPACED)
+    assert "my%20app%201.0" in url
+    detail = client.get(url, headers=auth)
+    assert detail.status_code == 200
+    assert detail.get_json() == created.get_json()
+    updated = client.put(url, headers=auth, json={"ref": "abc"})
+    assert updated.status_code == 200
+    assert (updated.get_json()["version"], updated.get_json()["ref"]) == (SPACED, "abc")
+    assert client.delete(url, headers=auth).status_code == 204
+    assert client.get(url, headers=auth).status_code == 404
+    assert client.get(f"/api/0/projects/{project.id}/releases/", headers=auth).get_json() == []
+
+
+@pytest.mark.parametrize("version", ["latest", "LATEST", "..", "a\tb", "a\\b", " 1.0", "x" * 201])
+def test_an_invalid_version_in_the_path_names_nothing(
+    client: FlaskClient, project: Project, auth: dict[str, str], version: str
+) -> None:
+    for base in RELEASE_PATHS:
+        url = release_url(base, project, version)
+        assert client.get(url, headers=auth).status_code == 404
+        assert client.delete(url, headers=auth).status_code == 404
+
+
+def test_ingestion_creates_only_releases_the_api_can_reach(
+    client: FlaskClient, project: Project, key: ProjectKey, auth: dict[str, str], storage: Storage
+) -> None:
+    """Issue 12: ``release="my app 1.0"`` (also ``latest``, ``..``, a tab) was stored and
+    listed, but GET/DELETE of it were 404 forever."""
+    sent = [SPACED, " 2.0 ", "latest", "LATEST", "..", ".", "a\tb", "a/b", "a\\b", "x" * 201]
+    event_ids = {}
+    for version in sent:
+        payload = event_payload(f"from {version!r}", release=version)
+        response = client.post(f"/api/{project.id}/store/", json=payload, headers=sentry_auth(key))
+        assert response.status_code == 200, response.get_json()
+        event_ids[version] = payload["event_id"]
+    listed = client.get(f"/api/0/projects/{project.id}/releases/", headers=auth).get_json()
+    assert sorted(r["version"] for r in listed) == ["2.0", SPACED]
+    for release in listed:
+        assert is_valid_release_version(release["version"])
+        for base in RELEASE_PATHS:
+            url = release_url(base, project, release["version"])
+            assert client.get(url, headers=auth).get_json() == release
+    for version, event_id in event_ids.items():
+        stored = storage.get_event_by_event_id(project.id, event_id)
+        assert stored is not None  # the event is kept either way
+        if version.strip() in (SPACED, "2.0"):
+            assert stored.release == version.strip()
+            assert ("release", version.strip()) in stored.tags
+            continue
+        # Dropped from the event, noted the way Relay notes it.
+        assert stored.release is None
+        assert "release" not in dict(stored.tags)
+        assert stored.data["_meta"]["release"] == {"": {"err": ["invalid_data"], "val": version}}
+    # And every listed release can be deleted, on the organization's path too.
+    for release in listed:
+        url = release_url(RELEASE_PATHS[2], project, release["version"])
+        assert client.delete(url, headers=auth).status_code == 204
+    assert client.get(f"/api/0/projects/{project.id}/releases/", headers=auth).get_json() == []

@@ -56,6 +56,7 @@ from flask_sentry_api.tokens import hash_token
 from flask_sentry_api.tokens import new_token
 from tests.helpers import EVERYTHING
 from tests.helpers import FORBIDDEN
+from tests.helpers import INVALID_API_KEY
 from tests.helpers import NOT_PROVIDED
 from tests.helpers import basic_auth
 from tests.helpers import envelope
@@ -648,7 +649,7 @@ def assert_not_authenticated_anywhere(
             response = send(client, verb, path, headers, query, body)
             label = f"{name}: {label_of(verb, path, query, body)}"
             challenge = response.headers.get("WWW-Authenticate")
-            if response.status_code != 401 or response.json != NOT_PROVIDED:
+            if response.status_code != 401 or response.json != INVALID_API_KEY:
                 problems.append(f"{label}: {response.status_code} {response.data[:200]!r}")
             elif challenge != f'{scheme} realm="api"':
                 problems.append(f"{label}: challenge {challenge!r}")
@@ -722,6 +723,154 @@ def test_a_token_gains_no_scope_through_the_keys_it_can_read(
     )
 
 
+# -- auth before everything (SPEC §11) ---------------------------------------------------
+
+#: A token no project has (well formed, so its lookup runs).
+UNKNOWN_TOKEN = "sntryu_" + "0" * 64
+#: What the hostile walk sends, for each kind of missing or bad credentials: (headers,
+#: the 401's body, the scheme its challenge names).
+BAD_CREDENTIALS: dict[str, tuple[dict[str, str], dict[str, str], str]] = {
+    "no credentials": ({}, NOT_PROVIDED, "Basic"),
+    "malformed header": ({"Authorization": "Basic !!!not-base64!!!"}, INVALID_API_KEY, "Basic"),
+    "unknown token": (bearer(UNKNOWN_TOKEN), INVALID_API_KEY, "Bearer"),
+}
+
+
+def missing_fills(rule: Rule, variant: int) -> dict[str, t.Any]:
+    """Path values that name nothing: variant 0 ids and names no object has, variant 1
+    ids past every integer column (a 20-digit issue id)."""
+    huge = variant == 1
+    sdk_event = not isinstance(rule._converters.get("event_id"), IntegerConverter)
+    number = 2**63 if huge else 987_654_321
+    return {
+        "organization_slug": ORGANIZATION,  # another organization is no endpoint at all
+        "project_id": number,
+        "project_id_or_slug": "9" * 20 if huge else "no-such-project",
+        "group_id": number,
+        "issue_id": "9" * 20 if huge else "NOPE-987654321",
+        "event_id": "f" * 32 if sdk_event else number,
+        "key": "no-such-key",
+        "version": "9.9.9-missing",
+    }
+
+
+def hostile_requests(
+    app: Flask, rule: Rule, verb: str, seeded: Seeded
+) -> list[tuple[str, dict[str, t.Any], dict[str, t.Any]]]:
+    """(path, query string, body arguments) of requests that a check other than the
+    credentials' would refuse: every query parameter the method takes, repeated and
+    invalid; a malformed JSON body or one of another media type; paths naming objects that
+    do not exist or ids out of range. Every request has at least one of these faults."""
+    adapter = app.url_map.bind("testserver.local")
+    op = view_class_of(app, rule.endpoint).operation(verb)
+    fields = op.query().fields if op is not None and op.query is not None else {}
+    bad_query = {field.data_key or name: ["!bad", "!worse"] for name, field in fields.items()}
+    bodies: list[dict[str, t.Any]] = [{}]
+    if verb in ("PUT", "POST"):
+        bodies = [
+            {"data": b"{bad", "content_type": "application/json"},
+            {"data": b"name=x", "content_type": "application/x-www-form-urlencoded"},
+        ]
+    existing = route_paths(app, rule, seeded)
+    missing = [
+        adapter.build(rule.endpoint, {n: missing_fills(rule, v)[n] for n in rule.arguments})
+        for v in (0, 1)
+    ]
+    requests = []
+    for path in dict.fromkeys(existing + missing):
+        for n, body in enumerate(bodies):
+            for query in ({}, bad_query):
+                # Only requests with a fault: an existing object asked nicely is no test.
+                if (path in missing and path not in existing) or query or body:
+                    requests.append((path, query, body))
+                    if n:  # one request of each body's kind is enough with a bad query
+                        break
+    return requests
+
+
+def hostile_walk(app: Flask, seeded: Seeded) -> t.Iterator[tuple[str, str, dict, dict]]:
+    for rule, verbs in walked_routes(app):
+        for verb in verbs:
+            for path, query, body in hostile_requests(app, rule, verb, seeded):
+                yield verb, path, query, body
+
+
+def test_without_valid_credentials_every_request_is_a_401_first(
+    app: Flask, client: FlaskClient, seeded: Seeded
+) -> None:
+    """SPEC §11: every request of the hostile walk (repeated and bad query parameters,
+    malformed or non-JSON bodies, nonexistent objects, unknown slugs and short ids, ids out
+    of range) gets the 401 before any 400, 404, 413 or 415 could tell a stranger what
+    exists, whether it sends no credentials, a malformed header or an unknown token.
+
+    The control sends the same requests with the project's own key: they are refused too,
+    for their faults (a 4xx other than 401), so the 401s above did come first."""
+    before = snapshot(app, seeded)
+    problems = []
+    control_statuses: dict[int, int] = {}
+    sent = 0
+    for verb, path, query, body in hostile_walk(app, seeded):
+        label = label_of(verb, path, query, body.get("data", b"").decode())
+        for name, (headers, expected, scheme) in BAD_CREDENTIALS.items():
+            response = client.open(path, method=verb, headers=headers, query_string=query, **body)
+            sent += 1
+            if (response.status_code, response.get_json(silent=True)) != (401, expected):
+                problems.append(f"{name}: {label}: {response.status_code} {response.data[:150]!r}")
+            elif response.headers.get("WWW-Authenticate") != f'{scheme} realm="api"':
+                problems.append(f"{name}: {label}: challenge {response.headers}")
+        control = client.open(path, method=verb, headers=seeded.auth, query_string=query, **body)
+        status = control.status_code
+        control_statuses[status] = control_statuses.get(status, 0) + 1
+        if not 400 <= status < 500 or status in (401, 403):
+            problems.append(f"control: {label}: {status} {control.data[:150]!r}")
+    assert not problems, "\n".join(problems)
+    assert changed_parts(before, snapshot(app, seeded)) == []
+    # Every kind of fault was met: a bad parameter or body, a missing object, a body of
+    # another media type.
+    assert {400, 404, 415} <= set(control_statuses), control_statuses
+    assert sent >= 1000, sent
+
+
+def test_what_needs_no_credentials(app: Flask, client: FlaskClient, seeded: Seeded) -> None:
+    """The exceptions to auth first (SPEC §11): the index, OPTIONS (whatever the query and
+    whether the path's objects exist), a 405 for a method the endpoint lacks, and the 404 of
+    a path that is no endpoint at all."""
+    problems = []
+    index = client.get(WEB_PREFIX, query_string={"cursor": ["a", "b"]})
+    assert (index.status_code, index.json) == (200, {"version": "0"})
+    for rule, verbs in walked_routes(app):
+        view_class = view_class_of(app, rule.endpoint)
+        lacking = [verb for verb in ("POST", "PUT", "DELETE", "PATCH") if verb not in verbs]
+        for verb in ("OPTIONS", *lacking):
+            for path, query, _ in hostile_requests(app, rule, "GET", seeded):
+                response = client.open(path, method=verb, query_string=query)
+                label = f"{label_of(verb, path, query, None)}: {response.status_code}"
+                if verb == "OPTIONS":
+                    # A path value the document does not allow (the 20-digit issue id) is
+                    # a malformed path: 404, as with credentials. Nothing else is checked.
+                    malformed = "9" * 20 in path and "issue_id" in rule.arguments
+                    if malformed and response.json != {"detail": "Not found"}:
+                        problems.append(f"{label} {response.data[:150]!r}")
+                    elif not malformed and response.json.get("methods") != view_class.verbs():
+                        problems.append(f"{label} {response.data[:150]!r}")
+                elif response.json != {"detail": f'Method "{verb}" not allowed.'}:
+                    problems.append(f"{label} {response.data[:150]!r}")
+                elif response.headers.get("Allow") != view_class.allow_header():
+                    problems.append(f"{label}: Allow {response.headers.get('Allow')!r}")
+    no_endpoint = [
+        "/api/0/projects/abc/",
+        "/api/0/projects/-1/groups/",
+        "/api/0/organizations/another-org/issues/",
+        f"/api/0/projects/another-org/{seeded.project.slug}/",
+        "/api/0/groups/1/nothing-here/",
+    ]
+    for path in no_endpoint:
+        response = client.get(path, query_string={"limit": ["x", "y"]})
+        if (response.status_code, response.json) != (404, {"detail": "Not found"}):
+            problems.append(f"GET {path}: {response.status_code} {response.data[:150]!r}")
+    assert not problems, "\n".join(problems)
+
+
 # -- ingestion ---------------------------------------------------------------------------
 
 
@@ -787,6 +936,62 @@ def test_other_projects_key_cannot_ingest(
     )
     assert response.status_code == 200, response.data
     assert "groups" in changed_parts(before, snapshot(app, seeded))
+
+
+def test_ingestion_without_valid_credentials_is_a_401_first(
+    app: Flask, client: FlaskClient, seeded: Seeded
+) -> None:
+    """SPEC §11 on the SDK endpoints: without a valid key, a bad protocol version, a body
+    that is too large, not JSON, or in an unknown encoding, and a project that does not
+    exist are all the 401, never the 400/403/404/413/415 a valid key would get."""
+    pid = seeded.project.id
+    unknown = "f" * 32
+    header_auth = {
+        "no credentials": {},
+        "unknown key": sentry_auth(unknown),
+        "unknown key, no version": {"X-Sentry-Auth": f"Sentry sentry_key={unknown}"},
+        "unknown key, version 99": sentry_auth(unknown, version="99"),
+        "wrong secret, no version": {
+            "X-Sentry-Auth": f"Sentry sentry_key={seeded.key.public_key}, sentry_secret={'0' * 32}"
+        },
+    }
+    faults: dict[str, tuple[str, dict[str, str], bytes]] = {
+        "no fault": (f"/api/{pid}/store/", {}, store_body(uuid.uuid4().hex)),
+        "not JSON": (f"/api/{pid}/store/", {}, b"\xff not json"),
+        "unknown encoding": (f"/api/{pid}/envelope/", {"Content-Encoding": "zstd-x"}, b"xx"),
+        "broken gzip": (f"/api/{pid}/store/", {"Content-Encoding": "gzip"}, b"not gzip"),
+        "too large": (
+            f"/api/{pid}/envelope/",
+            {},
+            b"x" * (get_state(app).settings.max_event_size + 1),
+        ),
+        "no such project": ("/api/987654321/store/", {}, store_body(uuid.uuid4().hex)),
+        "project id out of range": (f"/api/{2**63}/envelope/", {}, b"{}"),
+    }
+    problems = []
+    for auth_name, auth_headers in header_auth.items():
+        for fault, (path, headers, body) in faults.items():
+            response = client.post(path, data=body, headers={**headers, **auth_headers})
+            if response.status_code != 401:
+                problems.append(
+                    f"{auth_name}, {fault}: {response.status_code} {response.data[:100]!r}"
+                )
+    assert not problems, "\n".join(problems)
+    # Control: with the key, the version and each fault are refused for what they are.
+    missing_version = {"X-Sentry-Auth": f"Sentry sentry_key={seeded.key.public_key}"}
+    response = client.post(
+        f"/api/{pid}/store/", data=store_body(uuid.uuid4().hex), headers=missing_version
+    )
+    assert response.status_code == 400, response.data
+    assert response.json == {"detail": "Missing sentry_version in the authentication header."}
+    controls = {}
+    for fault, (path, headers, body) in faults.items():
+        response = client.post(path, data=body, headers={**headers, **sentry_auth(seeded.key)})
+        controls[fault] = response.status_code
+    assert controls["no fault"] == 200
+    assert all(400 <= status < 500 for fault, status in controls.items() if fault != "no fault"), (
+        controls
+    )
 
 
 # -- secrets in logs and responses -------------------------------------------------------
@@ -1285,7 +1490,7 @@ def test_web_api_refuses_a_secret_one_character_off(
         assert len(secret) == len(seeded.key.secret_key) and secret != seeded.key.secret_key
         response = send(client, verb, path, basic_auth(seeded.key, secret=secret), {}, body)
         assert response.status_code == 401, (name, response.data)
-        assert response.json == {"detail": "Authentication credentials were not provided."}
+        assert response.json == INVALID_API_KEY
     assert changed_parts(before, snapshot(app, seeded)) == []
     # Control: the same request with the key's own secret goes through.
     response = send(client, verb, path, seeded.auth, {}, body)

@@ -10,12 +10,16 @@ from datetime import timezone
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_sentry_api import get_state
 from flask_sentry_api import seed
 from flask_sentry_api.memory_storage import MemoryStorage
+from flask_sentry_api.migrate import alembic_config
+from flask_sentry_api.migrate import lock_schema
+from flask_sentry_api.migrate import upgrade
 from flask_sentry_api.pagination import Window
 from flask_sentry_api.seed import seed_demo
 from flask_sentry_api.storage import ROLE_API
@@ -404,15 +408,24 @@ def test_seeded_ties_page_backward_and_forward_once_each(
         ).all()
         assert forms and all(len(value) == 26 for row in forms for value in row), forms[:3]
     url = f"/api/0/projects/{project.id}/groups/?query=&limit=7&statsPeriod=&sort={sort}"
-    forward = follow(client, url, auth, "next")
-    rows = [g["id"] for page in forward for g in page]
+    rows, back_rows = walk_both_ways(client, url, auth)
     assert sorted(map(int, rows)) == sorted(
         int(g) for g in storage.session.scalars(sa.select(storage.models.Group.id))
     )
     assert len(rows) == len(set(rows)) == 300
+    assert back_rows == rows
+
+
+def walk_both_ways(
+    client: FlaskClient, url: str, auth: dict[str, str]
+) -> tuple[list[str], list[str]]:
+    """The group ids of every page from ``url`` following ``rel="next"``, and those of the
+    walk back from the last page following ``rel="previous"`` (in forward order); the rows
+    have ties (several groups per second)."""
+    forward = follow(client, url, auth, "next")
+    rows = [g["id"] for page in forward for g in page]
     ties = collections.Counter(g["lastSeen"][:19] for page in forward for g in page)
     assert sum(1 for n in ties.values() if n >= 3) >= 3
-    # Backward from the last page: every row once, in the same order.
     response = client.get(url, headers=auth)
     last_url = url
     for _ in forward[1:]:
@@ -421,5 +434,53 @@ def test_seeded_ties_page_backward_and_forward_once_each(
         last_url = nxt[1 : nxt.index(">")]
         response = client.get(last_url, headers=auth)
     backward = follow(client, last_url, auth, "previous")
-    back_rows = [g["id"] for page in reversed(backward) for g in page]
+    return rows, [g["id"] for page in reversed(backward) for g in page]
+
+
+def test_old_seed_timestamps_page_once_each_after_migration_0003(
+    app: Flask, client: FlaskClient, storage: t.Any
+) -> None:
+    """Issue 12: a database the old ``seed-demo`` filled (whole seconds as
+    '2026-11-10 07:41:32' on SQLite) next to rows the ORM wrote ('….000000') pages
+    backward over ties with every row exactly once once migration 0003 has run."""
+    project = storage.create_project("Ties")
+    auth = basic_auth(storage.create_key(project.id, ROLE_STORE | ROLE_API))
+    seed_demo(storage, project.id, 300, 1, seed=5, now=NOW)
+    group_ids = sorted(storage.session.scalars(sa.select(storage.models.Group.id)))
+    storage.session.commit()
+    engine, prefix = storage.engine, storage.table_prefix
+    on_sqlite = engine.dialect.name == "sqlite"
+    url = f"/api/0/projects/{project.id}/groups/?query=&limit=7&statsPeriod=&sort=date"
+    if on_sqlite:
+        # The old seed's form on every other group (the rest as the ORM wrote them later).
+        group = storage.models.Group.__table__
+        with storage.session.begin():
+            storage.session.execute(
+                sa.update(group)
+                .where(group.c.id % 2 == 0)
+                .values(last_seen=sa.func.substr(group.c.last_seen, 1, 19))
+            )
+        forms = {
+            len(v)
+            for v in storage.session.scalars(sa.text(f'SELECT last_seen FROM "{group.name}"'))
+        }
+        assert forms == {19, 26}
+        rows, back_rows = walk_both_ways(client, url, auth)
+        assert back_rows != rows  # the defect: two forms of one instant page wrongly
+    storage.session.remove()
+    # The database as 0002 left it, then upgraded.
+    with engine.begin() as connection:
+        lock_schema(connection, prefix)
+        command.stamp(alembic_config(connection, prefix), "0002")
+    upgrade(engine, prefix)
+    if on_sqlite:
+        group = storage.models.Group.__table__
+        forms = {
+            len(v)
+            for v in storage.session.scalars(sa.text(f'SELECT last_seen FROM "{group.name}"'))
+        }
+        assert forms == {26}
+    rows, back_rows = walk_both_ways(client, url, auth)
+    assert sorted(map(int, rows)) == group_ids
+    assert len(rows) == len(set(rows)) == 300
     assert back_rows == rows

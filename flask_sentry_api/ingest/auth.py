@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field
 from typing import Protocol
 
 from ..errors import AuthenticationFailed
@@ -36,11 +37,14 @@ class SentryAuth:
     public_key: str
     #: Sent by raven and by SDKs configured with a legacy DSN; ``None`` otherwise.
     secret_key: str | None
-    #: One of :data:`SUPPORTED_VERSIONS`.
+    #: One of :data:`SUPPORTED_VERSIONS` (empty when :attr:`version_error` is set).
     version: str
     #: ``sentry_client`` (``raven-python/6.10.0``), cut to 200 characters; the view may
     #: fall back to ``User-Agent``.
     client: str | None
+    #: The 400 a missing or unsupported version deserves, when parsing was told to defer
+    #: it (the view raises it only once the key is known to be valid).
+    version_error: BadRequest | None = field(default=None, compare=False)
 
 
 class Headers(Protocol):
@@ -52,12 +56,16 @@ class Headers(Protocol):
     def items(self) -> Iterable[tuple[str, str]]: ...
 
 
-def parse_sentry_auth(headers: Headers, args: Mapping[str, str]) -> SentryAuth:
+def parse_sentry_auth(
+    headers: Headers, args: Mapping[str, str], *, defer_version_error: bool = False
+) -> SentryAuth:
     """Read the credentials from ``X-Sentry-Auth``, ``Authorization`` or the query string.
 
     :param headers: the request headers (case-insensitive lookups are done here too, so a
         plain ``dict`` works).
     :param args: the query-string parameters.
+    :param defer_version_error: return a bad version's 400 in
+        :attr:`SentryAuth.version_error` instead of raising it.
     :raises AuthenticationFailed: no credentials, no ``sentry_key``, or a malformed key or
         secret.
     :raises BadRequest: a missing or unsupported ``sentry_version`` in a header.
@@ -90,11 +98,19 @@ def parse_sentry_auth(headers: Headers, args: Mapping[str, str]) -> SentryAuth:
         raise AuthenticationFailed(INVALID_KEY)
 
     client = fields.get("client") or None
+    version, version_error = "", None
+    try:
+        version = _version(fields.get("version"), from_query=from_query)
+    except BadRequest as error:
+        if not defer_version_error:
+            raise
+        version_error = error
     return SentryAuth(
         public_key=key.lower(),
         secret_key=secret,
-        version=_version(fields.get("version"), from_query=from_query),
+        version=version,
         client=client[:_MAX_CLIENT] if client else None,
+        version_error=version_error,
     )
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from ..errors import BadRequest
 from ..storage import NewEvent
+from ..storage import is_valid_release_version
 from . import grouping
 from .interfaces import read_breadcrumbs
 from .interfaces import read_contexts
@@ -47,6 +48,7 @@ from .trim import drop_bag
 from .trim import dumps
 from .trim import fit_size
 from .trim import keep_tags
+from .trim import trim_str
 from .values import MAX_MESSAGE
 from .values import as_int
 from .values import as_utc
@@ -70,7 +72,6 @@ LEGACY_ALIASES: dict[str, str] = {
 
 MAX_TITLE = 100
 MAX_CULPRIT = 200
-MAX_RELEASE = 200
 MAX_ENVIRONMENT = 64
 MAX_SERVER_NAME = 128
 MAX_LOGGER = 64
@@ -117,7 +118,7 @@ def normalize_event(payload: Mapping[str, Any], *, received: datetime) -> NewEve
     level = _level(event.get("level"))
     logger = attr(event.get("logger"), MAX_LOGGER)
     server_name = attr(event.get("server_name"), MAX_SERVER_NAME)
-    release = attr(event.get("release"), MAX_RELEASE)
+    release = _release(event.get("release"), meta.child("release"))
     environment = attr(event.get("environment"), MAX_ENVIRONMENT)
     user = read_user(event.get("user"), meta.child("user"))
     user_ident = make_user_ident(user)
@@ -254,6 +255,19 @@ def _level(value: Any) -> str:
         number = as_int(value)
         return _LEVEL_NUMBERS.get(number, "error") if number is not None else "error"
     return "error"
+
+
+def _release(value: Any, meta: Meta) -> str | None:
+    """The event's release version, trimmed, or ``None``: like Relay, a version that breaks
+    the rule (:func:`~flask_sentry_api.storage.is_valid_release_version`: too long, a
+    control character, a slash, ``latest``, ...) is dropped, not cut, and noted in
+    ``_meta`` as ``{"err": ["invalid_data"], "val": <the version sent>}``, so ingestion never
+    makes a release the API could not reach."""
+    text = attr(value, None)
+    if text is None or is_valid_release_version(text):
+        return text
+    meta.note(err=["invalid_data"], val=trim_str(text))
+    return None
 
 
 def _event_id(value: Any) -> str:

@@ -24,7 +24,9 @@ the value at that path:
   entries (for ``tags``, ``n`` is the number of tags sent);
 - ``{"rem": "depth"}``: the container was replaced by ``"..."`` (too deep);
 - ``{"rem": "size", "len": n}``: the value (``n`` bytes of JSON) was dropped to fit the
-  event size limit.
+  event size limit;
+- ``{"err": ["invalid_data"], "val": v}``: the value ``v`` was dropped as invalid (Relay's
+  form; a ``release`` that is not a valid version, see :mod:`.normalize`).
 
 For example ``{"extra": {"a": {"": {"len": 1000000}}}}`` says ``extra.a`` kept 50 of its
 1,000,000 entries. An event with nothing cut has no ``_meta``.

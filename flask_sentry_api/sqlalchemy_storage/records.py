@@ -51,6 +51,11 @@ def key(row: Row) -> s.ProjectKey:
         is_active=bool(row.is_active),
         date_added=aware(row.date_added),
         label=row.label,
+        rate_limit=(
+            s.RateLimit(row.rate_limit_count, row.rate_limit_window)
+            if row.rate_limit_count is not None
+            else None
+        ),
     )
 
 

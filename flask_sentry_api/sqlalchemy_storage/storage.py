@@ -129,7 +129,13 @@ class SQLAlchemyStorage(EventWriter):
             raise s.Conflict("slug", "This slug is already in use.") from exc
 
     @sql.translating_errors
-    def create_key(self, project_id: int, roles: int, label: str | None = None) -> s.ProjectKey:
+    def create_key(
+        self,
+        project_id: int,
+        roles: int,
+        label: str | None = None,
+        rate_limit: s.RateLimit | None = None,
+    ) -> s.ProjectKey:
         row = self.models.ProjectKey(
             project_id=project_id,
             public_key=secrets.token_hex(16),
@@ -138,6 +144,7 @@ class SQLAlchemyStorage(EventWriter):
             is_active=True,
             label=label,
             date_added=s.utcnow(),
+            **_rate_limit_columns(rate_limit),
         )
         self.session.add(row)
         return self._commit_returning(lambda: records.key(row))
@@ -167,11 +174,16 @@ class SQLAlchemyStorage(EventWriter):
 
     @sql.translating_errors
     def set_key_active(self, public_key: str, active: bool) -> bool:
+        return self._update_key(public_key, {"is_active": active})
+
+    @sql.translating_errors
+    def set_key_rate_limit(self, public_key: str, rate_limit: s.RateLimit | None) -> bool:
+        return self._update_key(public_key, _rate_limit_columns(rate_limit))
+
+    def _update_key(self, public_key: str, values: dict[str, t.Any]) -> bool:
         ProjectKey = self.models.ProjectKey
         changed = self._rowcount(
-            sa.update(ProjectKey)
-            .where(ProjectKey.public_key == public_key)
-            .values(is_active=active)
+            sa.update(ProjectKey).where(ProjectKey.public_key == public_key).values(values)
         )
         self.session.commit()
         return bool(changed)
@@ -546,6 +558,7 @@ class SQLAlchemyStorage(EventWriter):
         self, project_id: int, version: str, details: s.ReleaseChanges | None = None
     ) -> s.Release:
         Release = self.models.Release
+        self._begin_write()
         created = self.session.execute(
             self._insert(Release)
             .values(
@@ -574,6 +587,7 @@ class SQLAlchemyStorage(EventWriter):
         if not values:
             return self.get_release(project_id, version)
         Release = self.models.Release.__table__
+        self._begin_write()
         row = self.session.execute(
             sa.update(Release)
             .where(Release.c.project_id == project_id, Release.c.version == version)
@@ -595,6 +609,7 @@ class SQLAlchemyStorage(EventWriter):
     @sql.translating_errors
     def delete_release(self, project_id: int, version: str) -> bool:
         Release = self.models.Release
+        self._begin_write()
         deleted = self._rowcount(
             sa.delete(Release).where(Release.project_id == project_id, Release.version == version)
         )
@@ -665,6 +680,8 @@ class SQLAlchemyStorage(EventWriter):
     @sql.translating_errors
     def delete_tag_key(self, project_id: int, key: str) -> bool:
         TV, GTV = self.models.TagValue, self.models.GroupTagValue
+        # Three statements (tag values, group tag values, user counts) as one turn.
+        self._begin_write()
         deleted = self._rowcount(sa.delete(TV).where(TV.project_id == project_id, TV.key == key))
         deleted += self._rowcount(
             sa.delete(GTV).where(GTV.project_id == project_id, GTV.key == key)
@@ -705,6 +722,7 @@ class SQLAlchemyStorage(EventWriter):
         last_characters: str = "",
     ) -> s.AuthToken:
         AuthToken = self.models.AuthToken.__table__
+        self._begin_write()
         row = self.session.execute(
             self._insert(AuthToken)
             .values(
@@ -748,6 +766,7 @@ class SQLAlchemyStorage(EventWriter):
     @sql.translating_errors
     def delete_token(self, token_id: int) -> bool:
         AuthToken = self.models.AuthToken
+        self._begin_write()
         deleted = self._rowcount(sa.delete(AuthToken).where(AuthToken.id == token_id))
         self.session.commit()
         return bool(deleted)
@@ -788,4 +807,11 @@ def _changed_fields(changes: s.ReleaseChanges) -> dict[str, t.Any]:
         field.name: getattr(changes, field.name)
         for field in dataclasses.fields(changes)
         if getattr(changes, field.name) is not None
+    }
+
+
+def _rate_limit_columns(rate_limit: s.RateLimit | None) -> dict[str, int | None]:
+    return {
+        "rate_limit_count": rate_limit.count if rate_limit is not None else None,
+        "rate_limit_window": rate_limit.window if rate_limit is not None else None,
     }

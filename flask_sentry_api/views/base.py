@@ -44,6 +44,7 @@ from ..storage import SCOPES
 from ..storage import Group
 from ..storage import Project
 from ..storage import Storage
+from ..throttling import throttle_api
 
 T = t.TypeVar("T")
 
@@ -100,8 +101,8 @@ class APIView(MethodView):
     operations: t.ClassVar[dict[str, Op]] = {}
 
     def __init__(self) -> None:
-        # Credentials are checked inside dispatch_request, after the checks that need
-        # none (OPTIONS, 405, ids out of range), rather than through ``decorators``.
+        # Credentials are checked inside dispatch_request, after the two answers that need
+        # none (OPTIONS, 405), rather than through ``decorators``.
         self._with_basic = basic_auth.login_required(self._handle)
         self._with_bearer = token_auth.login_required(self._handle)
 
@@ -132,24 +133,32 @@ class APIView(MethodView):
         return f"{cls.scope_kind}:{_ACCESS[method.upper()]}"
 
     def dispatch_request(self, **kwargs: t.Any) -> t.Any:
+        # Auth before everything (SPEC §11): only OPTIONS and a 405 come before the
+        # credentials; every 400 or 404 comes after, so none tells a stranger what exists.
         method = request.method
         if method == "OPTIONS":
+            # (A path the OpenAPI document does not allow is a 404 already: blueprint.py.)
             return self.describe()
         if method not in self.verbs():
             raise errors.MethodNotAllowed(f'Method "{method}" not allowed.')
-        if any(value > MAX_ID for value in kwargs.values() if isinstance(value, int)):
-            raise errors.NotFound()  # no stored id is that large (ids are 64-bit)
-        op = self.operation(method)
-        if op is not None and op.query is not None:
-            repeated_parameter(op.query, request.args.to_dict(flat=False))
         if self.requires_auth:
             return (self._with_bearer if uses_bearer() else self._with_basic)(**kwargs)
         return self._handle(**kwargs)
 
     def _handle(self, **kwargs: t.Any) -> t.Any:
+        """The request once authenticated (or on a public endpoint): the one place where
+        every request that may be served continues."""
         method = request.method
-        if self.requires_auth and not current_credential().allows(self.required_scope(method)):
-            raise errors.PermissionDenied()
+        if self.requires_auth:
+            credential = current_credential()
+            throttle_api(credential)
+            if not credential.allows(self.required_scope(method)):
+                raise errors.PermissionDenied()
+        if any(value > MAX_ID for value in kwargs.values() if isinstance(value, int)):
+            raise errors.NotFound()  # no stored id is that large (ids are 64-bit)
+        op = self.operation(method)
+        if op is not None and op.query is not None:
+            repeated_parameter(op.query, request.args.to_dict(flat=False))
         handler = getattr(self, "get" if method == "HEAD" else method.lower())
         return handler(**self.resolve_path(kwargs))
 
@@ -227,13 +236,13 @@ class APIView(MethodView):
         return load_query(op.query, request.args.to_dict(flat=False), get_state().settings)
 
     def project_for_key(self, project_id: int) -> Project:
-        """The project, if the request's credential reaches it (403 otherwise, 404 if
-        gone)."""
-        if current_credential().project_id != project_id:
-            raise errors.PermissionDenied()
+        """The project, if the request's credential reaches it: 404 if there is no such
+        project, 403 if it is another one (SPEC §3)."""
         project = self.storage.get_project(project_id)
         if project is None:
             raise errors.NotFound()
+        if current_credential().project_id != project_id:
+            raise errors.PermissionDenied()
         return project
 
     def group_for_key(self, group_id: int) -> tuple[Group, Project]:

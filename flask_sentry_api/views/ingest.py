@@ -8,6 +8,7 @@ the project's allowed origins.
 
 from __future__ import annotations
 
+import re
 import typing as t
 from datetime import datetime
 from datetime import timezone
@@ -28,10 +29,21 @@ from ..ingest.envelope import parse_envelope
 from ..ingest.normalize import normalize_event
 from ..state import get_state
 from ..storage import ProjectKey
+from ..throttling import throttle_ingestion
 
+#: Headers a browser SDK may always send (Sentry's list); a preflight's own requested
+#: headers are allowed too (:func:`add_cors_headers`).
 _CORS_ALLOW_HEADERS = (
-    "X-Sentry-Auth, X-Requested-With, Origin, Accept, Content-Type, Content-Encoding,"
-    " Authentication, Authorization, sentry-trace, baggage"
+    "X-Sentry-Auth",
+    "X-Requested-With",
+    "Origin",
+    "Accept",
+    "Content-Type",
+    "Content-Encoding",
+    "Authentication",
+    "Authorization",
+    "sentry-trace",
+    "baggage",
 )
 _CORS_EXPOSE_HEADERS = "X-Sentry-Error, X-Sentry-Rate-Limits, Retry-After"
 
@@ -65,6 +77,8 @@ class IngestView(MethodView):
         key = self.authenticate(project_id)
         if request.headers.get("Origin"):
             self.check_origin(key)
+        # Before the body is read: an over-limit client's body is never inflated.
+        throttle_ingestion(key)
         settings = state.settings
         raw = read_body(
             request.stream,
@@ -80,7 +94,10 @@ class IngestView(MethodView):
         return jsonify({"id": event.event_id})
 
     def authenticate(self, project_id: int) -> ProjectKey:
-        return check_sdk_credentials(parse_sentry_auth(request.headers, request.args), project_id)
+        # A bad protocol version is a 400 only for a valid key: every other request is a
+        # 401 first (SPEC §11).
+        credentials = parse_sentry_auth(request.headers, request.args, defer_version_error=True)
+        return check_sdk_credentials(credentials, project_id)
 
     def check_origin(self, key: ProjectKey) -> None:
         project = get_state().storage.get_project(key.project_id)
@@ -107,15 +124,44 @@ def ingest_error_response(error: errors.APIError) -> Response:
     return response
 
 
+#: How much of a preflight's ``Access-Control-Request-Headers`` is echoed: more than any
+#: browser SDK asks for, little enough to keep the response's headers small.
+_CORS_MAX_REQUESTED = 1024
+#: A header name (RFC 9110 ``token``): anything else in the list is not echoed.
+_HEADER_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _allowed_headers() -> str:
+    """The default headers and those the request's preflight asks for, once each.
+
+    Browsers refuse the actual request if one header it will carry is missing from the
+    answer, so an SDK configured with a custom header (``tracePropagationTargets``
+    headers, a proxy's token) would lose its events: the request's own list is echoed,
+    bounded, and only as header names (which are safe in a header value).
+    """
+    requested = request.headers.get("Access-Control-Request-Headers", "")
+    if len(requested) > _CORS_MAX_REQUESTED:
+        requested = requested[:_CORS_MAX_REQUESTED].rpartition(",")[0]
+    allowed = list(_CORS_ALLOW_HEADERS)
+    seen = {name.lower() for name in allowed}
+    for name in (part.strip() for part in requested.split(",")):
+        if _HEADER_NAME_RE.fullmatch(name) and name.lower() not in seen:
+            seen.add(name.lower())
+            allowed.append(name)
+    return ", ".join(allowed)
+
+
 def add_cors_headers(response: Response) -> Response:
     """After-request hook: let a browser SDK on another origin post and read errors."""
+    # Whatever the request sent, the answer depends on these two headers: a cache must
+    # not hand one origin's (or one preflight's) answer to another.
+    response.vary.update(("Origin", "Access-Control-Request-Headers"))
     origin = request.headers.get("Origin")
     if origin:
         response.headers["Access-Control-Allow-Origin"] = (
             origin if response.status_code < 400 else "*"
         )
         response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
-        response.headers["Access-Control-Allow-Headers"] = _CORS_ALLOW_HEADERS
+        response.headers["Access-Control-Allow-Headers"] = _allowed_headers()
         response.headers["Access-Control-Expose-Headers"] = _CORS_EXPOSE_HEADERS
-        response.headers["Vary"] = "Origin"
     return response
