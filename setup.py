@@ -1,13 +1,25 @@
 """Packaging metadata for flask-sentry-api (build configuration lives in pyproject.toml)."""
 
+import re
 from pathlib import Path
 
 from setuptools import find_packages
 from setuptools import setup
 
+HERE = Path(__file__).parent
+# The version is written once, in the package (flask_sentry_api.__version__); read, not
+# imported, since the package's dependencies need not be installed yet.
+VERSION = re.search(
+    r'^__version__ = "([^"]+)"$',
+    (HERE / "flask_sentry_api" / "__init__.py").read_text(encoding="utf-8"),
+    re.MULTILINE,
+)
+if VERSION is None:
+    raise RuntimeError("no __version__ line in flask_sentry_api/__init__.py")
+
 setup(
     name="flask-sentry-api",
-    version="0.1.0",
+    version=VERSION.group(1),
     description=(
         "Sentry's Web API v0 and SDK ingestion endpoints as an installable Flask blueprint"
     ),
@@ -68,6 +80,9 @@ setup(
             "openapi-spec-validator>=0.9",
             "schemathesis>=4.32",
             "sentry-cli==2.58.6",  # the real client of tests/test_sentry_cli.py
+            # A host app with CSRFProtect (tests/test_host_app.py): the blueprints exempt
+            # themselves.
+            "Flask-WTF>=1.2",
         ],
     },
     classifiers=[

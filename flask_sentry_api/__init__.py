@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+#: The release, also the distribution's version: setup.py reads this line (it does not
+#: import the package), so it is written once.
+__version__ = "0.1.0"
+
 import importlib
 import sys
 import types
 import typing as t
 
+from .config import SentryAPIConfigWarning as SentryAPIConfigWarning
 from .errors import APIError as APIError
 from .errors import ConfigurationError as ConfigurationError
 from .pagination import Cursor as Cursor
@@ -43,6 +48,7 @@ __all__ = [
     "RateLimit",
     "SQLAlchemyStorage",
     "SentryAPI",
+    "SentryAPIConfigWarning",
     "State",
     "Storage",
     "TokenStorage",

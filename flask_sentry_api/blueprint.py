@@ -9,6 +9,7 @@ commands. Each blueprint renders its own errors as JSON ``{"detail": ...}``; ing
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import typing as t
@@ -17,13 +18,16 @@ from flask import Blueprint
 from flask import Flask
 from flask import Response
 from flask import current_app
+from flask import got_request_exception
 from flask import request
 from flask.blueprints import BlueprintSetupState
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import default_exceptions
 from werkzeug.routing import BaseConverter
 from werkzeug.routing import PathConverter
 
+from . import csrf
 from . import errors
 from .auth import challenge
 from .cli import cli
@@ -112,10 +116,31 @@ def _on_register(setup: BlueprintSetupState) -> None:
     if EXTENSION_KEY not in app.extensions:
         # Registered with app.register_blueprint(): build the state from app.config.
         app.extensions[EXTENSION_KEY] = build_state(app)
+    _settle_url_prefix(app, setup)
     organization = get_state(app).settings.organization
     app.url_map.converters[ORGANIZATION_CONVERTER] = organization_converter(organization)
     app.register_blueprint(ingest_blueprint, url_prefix=get_state(app).settings.ingest_url_prefix)
     app.cli.add_command(cli)
+
+
+def _settle_url_prefix(app: Flask, setup: BlueprintSetupState) -> None:
+    """Mount the web API at ``SENTRY_API_URL_PREFIX``, unless ``register_blueprint`` was given
+    its own ``url_prefix``: then that one is the API's prefix, for the OpenAPI document too.
+
+    This runs before the URL rules are added (deferred functions run in the order they were
+    recorded), so the rules follow ``setup.url_prefix`` as set here.
+    """
+    state = get_state(app)
+    if setup.options.get("url_prefix") is None:
+        # The blueprint's own "/api/0" would otherwise win over the setting.
+        setup.url_prefix = state.settings.url_prefix
+        return
+    # Flask joins "/x/" and "/x" alike; the settings keep the form without the slash.
+    effective = (setup.url_prefix or "").rstrip("/")
+    if effective != state.settings.url_prefix:
+        settings = dataclasses.replace(state.settings, url_prefix=effective)
+        app.extensions[EXTENSION_KEY] = dataclasses.replace(state, settings=settings)
+        app.config["SENTRY_API_URL_PREFIX"] = effective
 
 
 # -- URL rules ---------------------------------------------------------------------------
@@ -334,6 +359,48 @@ def _handle_ingest_unavailable(error: Unavailable) -> Response:
 def _handle_internal_error(error: HTTPException) -> Response:
     # Flask has already logged the original exception with its traceback.
     return json_response({"detail": "Internal Error"}, 500)
+
+
+# -- in a host app -------------------------------------------------------------------------
+#
+# Flask looks an error's handler up by status code first (the blueprint's, then the app's),
+# then by class along the exception's MRO (the blueprint's, then the app's). A host's
+# ``errorhandler(404)`` would beat the blueprints' ``HTTPException`` handlers, and its
+# ``errorhandler(Exception)`` would answer a bug before Flask's 500: so each blueprint also
+# handles every status code Werkzeug has, and ``Exception``.
+
+for _code in default_exceptions:
+    if _code != 500:
+        blueprint.register_error_handler(_code, _handle_http_exception)
+        ingest_blueprint.register_error_handler(_code, _handle_ingest_http_exception)
+
+
+@blueprint.errorhandler(Exception)
+@ingest_blueprint.errorhandler(Exception)
+def _handle_bug(error: Exception) -> Response:
+    """A bug: what Flask does with an unhandled exception, but the answer is the JSON 500.
+
+    Handled here, the exception never reaches Flask's own handling, so this does its part:
+    re-raise when the app propagates exceptions (testing, debug), else send
+    ``got_request_exception`` (error reporters such as sentry-sdk listen to it) and log the
+    traceback.
+    """
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    propagate = app.config["PROPAGATE_EXCEPTIONS"]
+    if propagate is None:
+        propagate = app.testing or app.debug
+    if propagate:
+        raise error
+    got_request_exception.send(app, _async_wrapper=app.ensure_sync, exception=error)
+    app.log_exception((type(error), error, error.__traceback__))
+    return json_response({"detail": "Internal Error"}, 500)
+
+
+@blueprint.record_once
+def _exempt_from_csrf(setup: BlueprintSetupState) -> None:
+    # Key and token authenticated, never by cookie: a host's Flask-WTF CSRFProtect has
+    # nothing to protect here (flask_sentry_api.csrf).
+    csrf.install(t.cast(Flask, setup.app), (blueprint, ingest_blueprint))
 
 
 blueprint.after_request(add_standard_headers)

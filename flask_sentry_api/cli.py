@@ -1,5 +1,5 @@
-"""The ``flask sentry-api`` commands: create tables, projects, keys and auth tokens;
-disable keys, revoke tokens; seed demo data."""
+"""The ``flask sentry-api`` commands: create tables, projects, keys and auth tokens; list
+projects, keys and tokens; enable, disable and delete keys, revoke tokens; seed demo data."""
 
 from __future__ import annotations
 
@@ -66,11 +66,15 @@ class RateLimitType(click.ParamType):
         return limit
 
 
-def make_dsn(base_url: str, key: ProjectKey) -> str:
-    """The DSN SDKs are configured with: ``scheme://public@host[:port][/path]/project_id``."""
+def _check_url(base_url: str) -> None:
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise click.BadParameter(f"{base_url!r} is not an http(s) URL", param_hint="--url")
+
+
+def make_dsn(base_url: str, key: ProjectKey) -> str:
+    """The DSN SDKs are configured with: ``scheme://public@host[:port][/path]/project_id``."""
+    _check_url(base_url)
     return format_dsn(base_url, key.public_key, key.project_id)
 
 
@@ -182,6 +186,117 @@ def disable_key(public_key: str) -> None:
     if not _storage().set_key_active(public_key, False):
         raise click.BadParameter("no such key", param_hint="PUBLIC_KEY")
     click.echo(f"Key {public_key} is disabled.")
+
+
+@cli.command("enable-key")
+@click.argument("public_key")
+def enable_key(public_key: str) -> None:
+    """Enable a disabled key: it may send events and call the API again (as its roles
+    allow)."""
+    if not _storage().set_key_active(public_key, True):
+        raise click.BadParameter("no such key", param_hint="PUBLIC_KEY")
+    click.echo(f"Key {public_key} is enabled.")
+
+
+@cli.command("delete-key")
+@click.argument("public_key")
+def delete_key(public_key: str) -> None:
+    """Delete a key for good: SDKs and clients using it are refused from now on.
+
+    disable-key does the same reversibly.
+    """
+    if not _storage().delete_key(public_key):
+        raise click.BadParameter("no such key", param_hint="PUBLIC_KEY")
+    click.echo(f"Key {public_key} is deleted.")
+
+
+@cli.command("list-projects")
+@json_option
+def list_projects(as_json: bool) -> None:
+    """List every project: id, slug, name and how many keys it has."""
+    storage = _storage()
+    records = [
+        {
+            "id": str(project.id),
+            "slug": project.slug,
+            "name": project.name,
+            "keys": len(storage.list_keys(project.id)),
+        }
+        for project in storage.list_projects()
+    ]
+    if as_json:
+        click.echo(json.dumps(records))
+        return
+    for record in records:
+        count = record["keys"]
+        keys = f"{count} key" if count == 1 else f"{count} keys"
+        click.echo(f"{record['id']}\t{record['slug']}\t{record['name']}\t{keys}")
+
+
+@cli.command("list-keys")
+@click.option("--project", "project_id", type=int, help="Only this project's keys.")
+@click.option(
+    "--show-secrets",
+    is_flag=True,
+    help="Print the secret keys too (never shown otherwise: SDKs need only the DSN).",
+)
+@url_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
+def list_keys(project_id: int | None, show_secrets: bool, base_url: str, as_json: bool) -> None:
+    """List keys (of every project, or of one) with their DSNs, oldest first per project."""
+    _check_url(base_url)  # even when there is no key to print
+    storage = _storage()
+    if project_id is None:
+        projects = storage.list_projects()
+    else:
+        project = storage.get_project(project_id)
+        if project is None:
+            raise click.BadParameter(f"no project with id {project_id}", param_hint="--project")
+        projects = [project]
+    records = [
+        _key_record(key, each.slug, base_url, show_secrets)
+        for each in projects
+        for key in storage.list_keys(each.id)
+    ]
+    if as_json:
+        click.echo(json.dumps(records))
+        return
+    for number, record in enumerate(records):
+        if number:
+            click.echo("")
+        _print_key_record(record, show_secrets)
+
+
+def _key_record(key: ProjectKey, slug: str, base_url: str, show_secret: bool) -> dict[str, t.Any]:
+    return {
+        "publicKey": key.public_key,
+        # Absent secrets are null, not masked: a masked value invites copying it as a key.
+        "secretKey": key.secret_key if show_secret else None,
+        "project": str(key.project_id),
+        "slug": slug,
+        "roles": key.role_names,
+        "isActive": key.is_active,
+        "label": key.label,
+        "rateLimit": dataclasses.asdict(key.rate_limit) if key.rate_limit else None,
+        "dsn": make_dsn(base_url, key),
+        "dateCreated": key.date_added.isoformat(),
+    }
+
+
+def _print_key_record(record: dict[str, t.Any], show_secret: bool) -> None:
+    limit = record["rateLimit"]
+    lines = {
+        "publicKey": record["publicKey"],
+        **({"secretKey": record["secretKey"]} if show_secret else {}),
+        "project": f"{record['project']} ({record['slug']})",
+        "roles": ", ".join(record["roles"]),
+        "active": "yes" if record["isActive"] else "no",
+        "label": record["label"] or "",
+        "rateLimit": f"{limit['count']}/{limit['window']}" if limit else "default",
+        "dsn": record["dsn"],
+    }
+    for label, value in lines.items():
+        click.echo(f"{label + ':':<11}{value}".rstrip())
 
 
 @cli.command("seed-demo")

@@ -2,14 +2,19 @@
 
 Settings are read once, when the extension is initialised on an app, and any bad value
 fails start-up with a :class:`~flask_sentry_api.errors.ConfigurationError` naming the key.
+A ``SENTRY_API_*`` key this package does not know (a misspelling, most likely) is warned
+about with :class:`SentryAPIConfigWarning`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib
+import re
 import string
 import typing as t
+import warnings
 
 from .errors import ConfigurationError
 from .storage import MAX_SLUG_LENGTH
@@ -18,8 +23,9 @@ from .storage import slugify
 
 #: Every setting, its default, and what it means (the README lists the same table).
 DEFAULTS: dict[str, t.Any] = {
-    # A Storage instance, a factory ``callable(app) -> Storage`` or a "module:attr" string;
-    # None uses SQLAlchemyStorage on the app's Flask-SQLAlchemy instance.
+    # A Storage instance, a Storage class (created with no arguments), a factory
+    # ``callable(app) -> Storage`` or a "module:attr" string naming one of those; None uses
+    # SQLAlchemyStorage on the app's Flask-SQLAlchemy instance.
     "SENTRY_API_STORAGE": None,
     # ``callable(public_key) -> ProjectKey | None`` or a "module:attr" string; None asks
     # the storage.
@@ -61,6 +67,14 @@ DEFAULTS: dict[str, t.Any] = {
 }
 
 _PERMALINK_FIELDS = {"base_url", "project_id", "project_slug", "group_id"}
+_PREFIX = "SENTRY_API_"
+#: One or more "/segment"s of RFC 3986 path characters: a "<" would start a Werkzeug
+#: converter in every rule.
+_URL_PREFIX = re.compile(r"(?:/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+")
+
+
+class SentryAPIConfigWarning(UserWarning):
+    """A ``SENTRY_API_*`` key in ``app.config`` that this package does not read."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +101,9 @@ class Settings:
 
 
 def load_settings(config: t.MutableMapping[str, t.Any]) -> Settings:
-    """Fill in defaults (written back to ``config``) and validate every setting."""
+    """Fill in defaults (written back to ``config``), validate every setting and warn about
+    unknown ``SENTRY_API_*`` keys."""
+    _warn_unknown_keys(config)
     default_page_size_given = "SENTRY_API_DEFAULT_PAGE_SIZE" in config
     for key, default in DEFAULTS.items():
         config.setdefault(key, default)
@@ -100,9 +116,10 @@ def load_settings(config: t.MutableMapping[str, t.Any]) -> Settings:
 
     def prefix(key: str) -> str:
         value = config[key]
-        if not isinstance(value, str) or not value.startswith("/") or value.endswith("/"):
+        if not isinstance(value, str) or not _URL_PREFIX.fullmatch(value):
             raise ConfigurationError(
-                f"{key} must be a path starting and not ending with '/', got {value!r}"
+                f"{key} must be a path starting and not ending with '/', of URL path"
+                f" characters (no '<', '>', spaces or '//'), got {value!r}"
             )
         return value
 
@@ -180,6 +197,22 @@ def load_settings(config: t.MutableMapping[str, t.Any]) -> Settings:
         rate_limit_storage_uri=text("SENTRY_API_RATE_LIMIT_STORAGE_URI"),
         rate_limit_strategy=text("SENTRY_API_RATE_LIMIT_STRATEGY"),
     )
+
+
+def _warn_unknown_keys(config: t.Mapping[str, t.Any]) -> None:
+    # A misspelt key would otherwise be silently ignored, its default used instead.
+    known = [key[len(_PREFIX) :] for key in DEFAULTS]
+    for key in config:
+        if not isinstance(key, str) or not key.startswith(_PREFIX) or key in DEFAULTS:
+            continue
+        # Compared without the shared prefix, which would make every key look close.
+        close = difflib.get_close_matches(key[len(_PREFIX) :], known, n=1, cutoff=0.7)
+        hint = f"; did you mean {_PREFIX}{close[0]}?" if close else ""
+        warnings.warn(
+            f"{key} is not a flask-sentry-api setting and is ignored{hint}",
+            SentryAPIConfigWarning,
+            stacklevel=2,
+        )
 
 
 def _check_permalink_template(template: t.Any) -> None:

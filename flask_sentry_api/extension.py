@@ -25,8 +25,9 @@ class SentryAPI:
     """Serve Sentry's Web API v0 (and the SDK ingestion endpoints) from a Flask app.
 
     :param app: initialise on this app right away (otherwise call :meth:`init_app`).
-    :param storage: a :class:`~flask_sentry_api.storage.Storage`, a factory
-        ``callable(app)`` or a ``"module:attr"`` string; wins over ``SENTRY_API_STORAGE``.
+    :param storage: a :class:`~flask_sentry_api.storage.Storage`, a storage class (created
+        with no arguments), a factory ``callable(app)`` or a ``"module:attr"`` string naming
+        one of these; wins over ``SENTRY_API_STORAGE``.
         The default is :class:`~flask_sentry_api.SQLAlchemyStorage` on the app's
         Flask-SQLAlchemy instance.
     :param key_lookup: ``callable(public_key) -> ProjectKey | None`` (or an import string);
@@ -36,7 +37,10 @@ class SentryAPI:
         hash, when the storage keeps tokens (:class:`~flask_sentry_api.storage.TokenStorage`).
 
     Every ``SENTRY_API_*`` setting, with its default, is listed in
-    :data:`flask_sentry_api.config.DEFAULTS` and the README.
+    :data:`flask_sentry_api.config.DEFAULTS` and the README; another ``SENTRY_API_*`` key is
+    warned about (:class:`~flask_sentry_api.config.SentryAPIConfigWarning`). The web API is
+    mounted at ``SENTRY_API_URL_PREFIX``; registering :data:`flask_sentry_api.blueprint`
+    directly with its own ``url_prefix=`` mounts it there instead.
     """
 
     def __init__(

@@ -138,6 +138,10 @@ class MemoryStorage:
         with self._lock:
             return next((p for p in self._projects.values() if p.slug == slug), None)
 
+    def list_projects(self) -> list[s.Project]:
+        with self._lock:
+            return sorted(self._projects.values(), key=lambda project: project.id)
+
     def update_project(self, project_id: int, changes: t.Mapping[str, t.Any]) -> s.Project:
         with self._lock:
             values = {k: v for k, v in changes.items() if k in s.PROJECT_FIELDS}
@@ -192,6 +196,10 @@ class MemoryStorage:
 
     def set_key_rate_limit(self, public_key: str, rate_limit: s.RateLimit | None) -> bool:
         return self._replace_key(public_key, rate_limit=rate_limit)
+
+    def delete_key(self, public_key: str) -> bool:
+        with self._lock:
+            return self._keys.pop(public_key, None) is not None
 
     def _replace_key(self, public_key: str, **changes: t.Any) -> bool:
         with self._lock:

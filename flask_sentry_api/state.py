@@ -9,6 +9,7 @@ kept anywhere else, so one extension object can serve several apps.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import typing as t
 
 from flask import Flask
@@ -48,31 +49,19 @@ def build_state(
     """Resolve settings, storage, key and token lookup; arguments win over ``app.config``."""
     settings = load_settings(app.config)
 
-    key = "SENTRY_API_STORAGE"
-    chosen = storage if storage is not None else resolve(app.config[key], key)
-    if chosen is None:
-        chosen = _default_storage(app, settings)
-    elif not isinstance(chosen, Storage) and callable(chosen):
-        chosen = chosen(app)
-    if not isinstance(chosen, Storage):
-        raise ConfigurationError(
-            f"{key} (or the storage argument) must provide the flask_sentry_api.Storage"
-            f" interface, got {type(chosen).__name__}"
-        )
+    chosen = _storage(app, settings, storage)
 
     key = "SENTRY_API_KEY_LOOKUP"
     lookup = key_lookup if key_lookup is not None else resolve(app.config[key], key)
     if lookup is None:
         lookup = chosen.get_key
-    if not callable(lookup):
-        raise ConfigurationError(f"{key} (or the key_lookup argument) must be callable")
+    _check_lookup(lookup, f"{key} (or the key_lookup argument)", "public_key", "ProjectKey")
 
     key = "SENTRY_API_TOKEN_LOOKUP"
     tokens = token_lookup if token_lookup is not None else resolve(app.config[key], key)
     if tokens is None:
         tokens = _stored_token_lookup(chosen)
-    if not callable(tokens):
-        raise ConfigurationError(f"{key} (or the token_lookup argument) must be callable")
+    _check_lookup(tokens, f"{key} (or the token_lookup argument)", "token", "AuthToken")
     return State(
         settings=settings,
         storage=chosen,
@@ -80,6 +69,53 @@ def build_state(
         token_lookup=tokens,
         rate_limiter=RateLimiter(settings.rate_limit_storage_uri, settings.rate_limit_strategy),
     )
+
+
+def _storage(app: Flask, settings: Settings, given: t.Any) -> Storage:
+    """The storage named by the ``storage`` argument or ``SENTRY_API_STORAGE``: an instance,
+    a class (created with no arguments), or a factory ``callable(app)``."""
+    key = "SENTRY_API_STORAGE"
+    source = f"{key} (or the storage argument)"
+    chosen = given if given is not None else resolve(app.config[key], key)
+    if chosen is None:
+        return _default_storage(app, settings)
+    # A class is checked first: a runtime Protocol accepts a class that has the methods as
+    # an instance, whose unbound methods then fail on every request.
+    if isinstance(chosen, type):
+        chosen = _instantiate(chosen, source)
+    elif not isinstance(chosen, Storage) and callable(chosen):
+        chosen = chosen(app)
+    if isinstance(chosen, type) or not isinstance(chosen, Storage):
+        raise ConfigurationError(
+            f"{source} must provide the flask_sentry_api.Storage interface (an instance, a"
+            f" class, or a factory callable(app) returning an instance), got {chosen!r}"
+        )
+    return chosen
+
+
+def _instantiate(cls: type, source: str) -> t.Any:
+    try:
+        # Only the call's shape is checked, so a TypeError raised by the constructor's own
+        # code is not mistaken for a class that needs arguments.
+        inspect.signature(cls).bind()
+    except TypeError as exc:
+        raise ConfigurationError(
+            f"{source}: the class {cls.__module__}.{cls.__qualname__} cannot be created"
+            f" without arguments ({exc}); give an instance, or a factory callable(app)"
+            " returning one"
+        ) from exc
+    except ValueError:
+        pass  # no signature to inspect (a C type): the call itself tells
+    return cls()
+
+
+def _check_lookup(lookup: t.Any, source: str, argument: str, result: str) -> None:
+    if isinstance(lookup, type) or not callable(lookup):
+        # A class is callable too, but calling it builds an object, never a lookup's answer.
+        raise ConfigurationError(
+            f"{source} must be a callable({argument}) -> {result} | None (a function or a"
+            f" bound method, not a class), got {lookup!r}"
+        )
 
 
 def _stored_token_lookup(storage: Storage) -> TokenLookup:

@@ -430,6 +430,10 @@ class Storage(t.Protocol):
 
     def get_project_by_slug(self, slug: str) -> Project | None: ...
 
+    def list_projects(self) -> list[Project]:
+        """Every project, by id (a deployment has few: no window)."""
+        ...
+
     def update_project(self, project_id: int, changes: t.Mapping[str, t.Any]) -> Project:
         """Apply ``name``/``slug``/``is_public``/``allowed_origins`` changes atomically
         (:class:`Conflict` when the slug is taken)."""
@@ -455,6 +459,11 @@ class Storage(t.Protocol):
     def set_key_rate_limit(self, public_key: str, rate_limit: RateLimit | None) -> bool:
         """Set a key's ingestion limit (None: the app's default); False when no such key
         exists."""
+
+    def delete_key(self, public_key: str) -> bool:
+        """Delete a key: SDKs and API clients using it are refused from then on; False when
+        no such key exists."""
+        ...
 
     # -- groups and events ---------------------------------------------------------------
     def save_event(self, project_id: int, event: NewEvent) -> SavedEvent:

@@ -197,6 +197,13 @@ class StorageContract:
         assert storage.get_project_by_slug("renamed") == renamed
         assert storage.get_project_by_slug("web") is None
 
+    def test_list_projects(self, storage: Storage) -> None:
+        assert storage.list_projects() == []
+        first, second = storage.create_project("Web"), storage.create_project("API")
+        renamed = storage.update_project(first.id, {"slug": "zzz", "name": "Renamed"})
+        assert storage.list_projects() == [renamed, second]
+        assert storage.get_project(second.id) == second
+
     def test_update_project(self, storage: Storage) -> None:
         project = storage.create_project("Old")
         other = storage.create_project("Other")
@@ -306,6 +313,19 @@ class StorageContract:
         assert storage.get_key(other.public_key) == other
         assert storage.set_key_active(key.public_key, True) is True
         assert storage.get_key(key.public_key) == key
+
+    def test_delete_key(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        key = storage.create_key(project.id, ROLE_STORE | ROLE_API)
+        kept = storage.create_key(project.id, ROLE_STORE)
+        assert storage.delete_key(key.public_key) is True
+        assert storage.get_key(key.public_key) is None
+        assert storage.list_keys(project.id) == [kept]
+        assert storage.get_key(kept.public_key) == kept
+        assert storage.delete_key(key.public_key) is False
+        assert storage.delete_key("0" * 32) is False
+        assert storage.set_key_active(key.public_key, True) is False
+        assert storage.get_project(project.id) == project
 
     # -- save_event --------------------------------------------------------------------------
     def test_save_event_creates_group_and_event(self, storage: Storage) -> None:

@@ -348,3 +348,157 @@ def test_create_token_label_length(app: Flask) -> None:
     record = create_token(app, project["id"], "--label", "x" * 255)
     assert TOKEN.match(record["token"])
     assert get_state(app).storage.list_tokens()[0].label == "x" * 255
+
+
+# -- finding projects and keys again ---------------------------------------------------------
+
+
+def test_list_projects(app: Flask) -> None:
+    code, output = invoke(app, "list-projects")
+    assert (code, output) == (0, "")
+    assert json.loads(invoke(app, "list-projects", "--json")[1]) == []
+    web, other = make_project(app, "Web Shop"), make_project(app, "Other")
+    invoke(app, "create-key", web["id"])
+    get_state(app).storage.update_project(int(other["id"]), {"slug": "a-first"})
+
+    code, output = invoke(app, "list-projects")
+    assert code == 0, output
+    assert output.splitlines() == [
+        f"{web['id']}\tweb-shop\tWeb Shop\t2 keys",
+        f"{other['id']}\ta-first\tOther\t1 key",
+    ]
+    code, output = invoke(app, "list-projects", "--json")
+    assert code == 0, output
+    assert json.loads(output) == [
+        {"id": web["id"], "slug": "web-shop", "name": "Web Shop", "keys": 2},
+        {"id": other["id"], "slug": "a-first", "name": "Other", "keys": 1},
+    ]
+
+
+def key_blocks(output: str) -> list[dict[str, str]]:
+    """``list-keys`` text output as one field dict per key."""
+    return [
+        {label.rstrip(":"): value for label, _, value in (line.partition(" ") for line in block)}
+        for block in (chunk.splitlines() for chunk in output.strip().split("\n\n"))
+    ]
+
+
+def test_list_keys_text_hides_secrets_unless_asked(app: Flask) -> None:
+    web, other = make_project(app), make_project(app, "Other")
+    extra = json.loads(
+        invoke(app, "create-key", web["id"], "--role", "store", "--rate-limit", "10/60", "--json")[
+            1
+        ]
+    )
+    invoke(app, "disable-key", extra["publicKey"])
+    created = [web, extra, other]
+
+    code, output = invoke(app, "list-keys", "--url", "https://errors.example.com")
+    assert code == 0, output
+    for record in created:
+        assert record["secretKey"] not in output
+    blocks = key_blocks(output)
+    assert [block["publicKey"].strip() for block in blocks] == [r["publicKey"] for r in created]
+    assert all("secretKey" not in block for block in blocks)
+    first, second, third = ({k: v.strip() for k, v in block.items()} for block in blocks)
+    assert first["project"] == f"{web['id']} (web)"
+    assert first["roles"] == "store, api" and second["roles"] == "store"
+    assert (first["active"], second["active"]) == ("yes", "no")
+    assert (first["rateLimit"], second["rateLimit"]) == ("default", "10/60")
+    assert first["dsn"] == f"https://{web['publicKey']}@errors.example.com/{web['id']}"
+    assert third["project"] == f"{other['id']} (other)"
+
+    code, output = invoke(app, "list-keys", "--show-secrets")
+    assert code == 0, output
+    blocks = key_blocks(output)
+    assert [block["secretKey"].strip() for block in blocks] == [r["secretKey"] for r in created]
+
+
+def test_list_keys_json_secrets_are_null_unless_asked(app: Flask) -> None:
+    web, other = make_project(app), make_project(app, "Other")
+    get_state(app).storage.set_key_rate_limit(other["publicKey"], RateLimit(5, 1))
+
+    code, output = invoke(app, "list-keys", "--json")
+    assert code == 0, output
+    for record in (web, other):
+        assert record["secretKey"] not in output
+    records = json.loads(output)
+    assert [r["publicKey"] for r in records] == [web["publicKey"], other["publicKey"]]
+    assert [r["secretKey"] for r in records] == [None, None]
+    assert records[0] == {
+        "publicKey": web["publicKey"],
+        "secretKey": None,
+        "project": web["id"],
+        "slug": "web",
+        "roles": ["store", "api"],
+        "isActive": True,
+        "label": None,
+        "rateLimit": None,
+        "dsn": web["dsn"],
+        "dateCreated": records[0]["dateCreated"],
+    }
+    assert records[1]["rateLimit"] == {"count": 5, "window": 1}
+
+    code, output = invoke(app, "list-keys", "--json", "--show-secrets", "--project", other["id"])
+    assert code == 0, output
+    records = json.loads(output)
+    assert [(r["publicKey"], r["secretKey"]) for r in records] == [
+        (other["publicKey"], other["secretKey"])
+    ]
+
+
+def test_list_keys_usage_errors(app: Flask) -> None:
+    code, output = invoke(app, "list-keys", "--project", "42")
+    assert code == 2 and "no project with id 42" in output
+    code, output = invoke(app, "list-keys", "--url", "errors.example.com")
+    assert code == 2 and "not an http(s) URL" in output
+    assert invoke(app, "list-keys", "--project", "web")[0] == 2
+    make_project(app)
+    code, output = invoke(app, "list-keys", "--project", "1", "--json")
+    assert code == 0 and len(json.loads(output)) == 1
+
+
+def test_enable_key(app: Flask) -> None:
+    record = make_project(app)
+    storage = get_state(app).storage
+    key = storage.get_key(record["publicKey"])
+    url = f"/api/0/projects/{record['id']}/"
+    client = app.test_client()
+    assert invoke(app, "disable-key", record["publicKey"])[0] == 0
+    assert client.get(url, headers=basic_auth(key)).status_code == 401
+
+    code, output = invoke(app, "enable-key", record["publicKey"])
+    assert code == 0, output
+    assert output.strip() == f"Key {record['publicKey']} is enabled."
+    assert storage.get_key(record["publicKey"]).is_active is True
+    assert client.get(url, headers=basic_auth(key)).status_code == 200
+    assert invoke(app, "enable-key", record["publicKey"])[0] == 0  # already enabled: fine
+
+    code, output = invoke(app, "enable-key", "f" * 32)
+    assert code == 2 and "no such key" in output
+
+
+def test_delete_key(app: Flask) -> None:
+    record = make_project(app)
+    kept = json.loads(invoke(app, "create-key", record["id"], "--json")[1])
+    storage = get_state(app).storage
+    key = storage.get_key(record["publicKey"])
+    url = f"/api/0/projects/{record['id']}/"
+    client = app.test_client()
+    assert client.get(url, headers=basic_auth(key)).status_code == 200
+
+    code, output = invoke(app, "delete-key", record["publicKey"])
+    assert code == 0, output
+    assert output.strip() == f"Key {record['publicKey']} is deleted."
+    assert storage.get_key(record["publicKey"]) is None
+    response = client.get(url, headers=basic_auth(key))
+    assert response.status_code == 401
+    assert (
+        client.get(url, headers=basic_auth(storage.get_key(kept["publicKey"]))).status_code == 200
+    )
+    listed = json.loads(invoke(app, "list-keys", "--json")[1])
+    assert [r["publicKey"] for r in listed] == [kept["publicKey"]]
+
+    code, output = invoke(app, "delete-key", record["publicKey"])
+    assert code == 2 and "no such key" in output
+    assert invoke(app, "enable-key", record["publicKey"])[0] == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
@@ -9,9 +11,11 @@ from flask_sqlalchemy import SQLAlchemy
 import flask_sentry_api
 from flask_sentry_api import ConfigurationError
 from flask_sentry_api import SentryAPI
+from flask_sentry_api import SentryAPIConfigWarning
 from flask_sentry_api import SQLAlchemyStorage
 from flask_sentry_api import get_state
 from flask_sentry_api.config import DEFAULTS
+from flask_sentry_api.memory_storage import MemoryStorage
 from flask_sentry_api.storage import ROLE_API
 from flask_sentry_api.storage import ProjectKey
 from flask_sentry_api.tokens import hash_token
@@ -127,37 +131,66 @@ def test_missing_flask_sqlalchemy_names_the_setting() -> None:
         SentryAPI(bare_app())
 
 
-@pytest.mark.parametrize(
-    ("key", "value"),
-    [
-        ("SENTRY_API_MAX_PAGE_SIZE", 0),
-        ("SENTRY_API_MAX_PAGE_SIZE", "100"),
-        ("SENTRY_API_DEFAULT_PAGE_SIZE", 500),
-        ("SENTRY_API_MAX_BODY_SIZE", -1),
-        ("SENTRY_API_MAX_BODY_SIZE", True),
-        ("SENTRY_API_URL_PREFIX", "api/0"),
-        ("SENTRY_API_URL_PREFIX", "/api/0/"),
-        ("SENTRY_API_INGEST_URL_PREFIX", 7),
-        ("SENTRY_API_PERMALINK_TEMPLATE", "{base_url}/{nope}/"),
-        ("SENTRY_API_PERMALINK_TEMPLATE", "/relative/{group_id}/"),
-        ("SENTRY_API_PERMALINK_TEMPLATE", "{base_url/"),
-        ("SENTRY_API_AUTH_REALM", 'a"b'),
-        ("SENTRY_API_AUTH_REALM", ""),
-        ("SENTRY_API_TABLE_PREFIX", "drop table;"),
-        ("SENTRY_API_STORAGE", "no_such_module:storage"),
-        ("SENTRY_API_STORAGE", "not an import string"),
-        ("SENTRY_API_STORAGE", object()),
-        ("SENTRY_API_KEY_LOOKUP", "flask_sentry_api:no_such_name"),
-        ("SENTRY_API_KEY_LOOKUP", 42),
-        ("SENTRY_API_MAX_BULK_IDS", 0),
-        ("SENTRY_API_STATS_MAX_BUCKETS", 1.5),
-    ],
-)
-def test_bad_settings_fail_at_start_up_naming_the_key(key: str, value: object) -> None:
+#: At least one bad value for every setting (test_every_setting_is_validated checks that).
+BAD_SETTINGS: list[tuple[str, object]] = [
+    ("SENTRY_API_MAX_PAGE_SIZE", 0),
+    ("SENTRY_API_MAX_PAGE_SIZE", "100"),
+    ("SENTRY_API_DEFAULT_PAGE_SIZE", 500),
+    ("SENTRY_API_MAX_BODY_SIZE", -1),
+    ("SENTRY_API_MAX_BODY_SIZE", True),
+    ("SENTRY_API_MAX_EVENT_SIZE", 0),
+    ("SENTRY_API_MAX_INFLATED_SIZE", "20MB"),
+    ("SENTRY_API_URL_PREFIX", "api/0"),
+    ("SENTRY_API_URL_PREFIX", "/api/0/"),
+    ("SENTRY_API_URL_PREFIX", "/"),
+    ("SENTRY_API_URL_PREFIX", "/api//0"),
+    ("SENTRY_API_URL_PREFIX", "/api/<version>"),
+    ("SENTRY_API_URL_PREFIX", "/my api"),
+    ("SENTRY_API_INGEST_URL_PREFIX", 7),
+    ("SENTRY_API_PERMALINK_TEMPLATE", "{base_url}/{nope}/"),
+    ("SENTRY_API_PERMALINK_TEMPLATE", "/relative/{group_id}/"),
+    ("SENTRY_API_PERMALINK_TEMPLATE", "{base_url/"),
+    ("SENTRY_API_AUTH_REALM", 'a"b'),
+    ("SENTRY_API_AUTH_REALM", ""),
+    ("SENTRY_API_ORGANIZATION", "Acme"),
+    ("SENTRY_API_TABLE_PREFIX", "drop table;"),
+    ("SENTRY_API_STORAGE", "no_such_module:storage"),
+    ("SENTRY_API_STORAGE", "not an import string"),
+    ("SENTRY_API_STORAGE", object()),
+    # A class that needs arguments, a class that is no storage, a factory giving a class.
+    ("SENTRY_API_STORAGE", "flask_sentry_api:SQLAlchemyStorage"),
+    ("SENTRY_API_STORAGE", "collections:OrderedDict"),
+    ("SENTRY_API_STORAGE", "tests.test_extension:class_factory"),
+    ("SENTRY_API_KEY_LOOKUP", "flask_sentry_api:no_such_name"),
+    ("SENTRY_API_KEY_LOOKUP", 42),
+    ("SENTRY_API_KEY_LOOKUP", "flask_sentry_api.memory_storage:MemoryStorage"),
+    ("SENTRY_API_TOKEN_LOOKUP", "not an import"),
+    ("SENTRY_API_TOKEN_LOOKUP", "flask_sentry_api:AuthToken"),
+    ("SENTRY_API_MAX_BULK_IDS", 0),
+    ("SENTRY_API_STATS_MAX_BUCKETS", 1.5),
+    ("SENTRY_API_INGEST_RATE_LIMIT", "often"),
+    ("SENTRY_API_RATE_LIMIT", "10/0"),
+    ("SENTRY_API_RATE_LIMIT", 1.5),
+    ("SENTRY_API_RATE_LIMIT_STORAGE_URI", "nowhere://"),
+    ("SENTRY_API_RATE_LIMIT_STORAGE_URI", ""),
+    ("SENTRY_API_RATE_LIMIT_STRATEGY", "leaky-bucket"),
+]
+
+
+def test_every_setting_is_validated() -> None:
+    assert {key for key, _ in BAD_SETTINGS} == set(DEFAULTS)
+
+
+@pytest.mark.parametrize("way_in", ["init_app", "register_blueprint"])
+@pytest.mark.parametrize(("key", "value"), BAD_SETTINGS)
+def test_bad_settings_fail_at_start_up_naming_the_key(key: str, value: object, way_in: str) -> None:
     app = bare_app(**{key: value})
     with_db(app)
     with pytest.raises(ConfigurationError, match=key):
-        SentryAPI(app)
+        if way_in == "init_app":
+            SentryAPI(app)
+        else:
+            app.register_blueprint(flask_sentry_api.blueprint)
 
 
 def test_storage_and_key_lookup_from_import_strings() -> None:
@@ -216,6 +249,12 @@ FACTORY_STORAGE = new_memory_storage()
 def storage_factory(app: Flask) -> object:
     assert isinstance(app, Flask)
     return FACTORY_STORAGE
+
+
+def class_factory(app: Flask) -> object:
+    from flask_sentry_api.memory_storage import MemoryStorage
+
+    return MemoryStorage  # the class, not an instance: no storage
 
 
 # -- the organization slug and the token lookup (SPEC §10) ----------------------------------
@@ -314,3 +353,141 @@ def test_default_token_lookup_asks_the_storage() -> None:
         assert found.scopes == ("event:read",)
         assert get_state(app).token_lookup(new_token()) is None
         assert get_state(app).token_lookup(hash_token(token)) is None  # the hash is no token
+
+
+# -- storages given as a class, unknown keys (issue 13) -------------------------------------
+
+MEMORY_STORAGE_CLASS = "flask_sentry_api.memory_storage:MemoryStorage"
+
+
+def authenticated_get(app: Flask, path: str) -> tuple[int, object]:
+    """GET ``path`` (under the API prefix) with a new project's API key: status and body."""
+    with app.app_context():
+        storage = get_state(app).storage
+        project = storage.create_project("Web")
+        key = storage.create_key(project.id, ROLE_API)
+    prefix = get_state(app).settings.url_prefix
+    response = app.test_client().get(
+        f"{prefix}{path.format(project_id=project.id)}", headers=basic_auth(key)
+    )
+    return response.status_code, response.get_json()
+
+
+@pytest.mark.parametrize("way_in", ["config", "argument", "register_blueprint"])
+def test_storage_given_as_a_class_is_instantiated(way_in: str) -> None:
+    if way_in == "argument":
+        app = bare_app()
+        SentryAPI(app, storage=MemoryStorage)
+    else:
+        app = bare_app(SENTRY_API_STORAGE=MEMORY_STORAGE_CLASS)
+        if way_in == "config":
+            SentryAPI(app)
+        else:
+            app.register_blueprint(flask_sentry_api.blueprint)
+    assert isinstance(get_state(app).storage, MemoryStorage)
+    # Was a 500 on every authenticated request: the class's unbound get_key.
+    status, body = authenticated_get(app, "/projects/{project_id}/")
+    assert status == 200
+    assert isinstance(body, dict) and body["name"] == "Web"
+
+
+def test_storage_class_needing_arguments_says_what_to_give() -> None:
+    app = bare_app(SENTRY_API_STORAGE="flask_sentry_api:SQLAlchemyStorage")
+    with_db(app)
+    with pytest.raises(ConfigurationError, match="SENTRY_API_STORAGE.*without arguments"):
+        SentryAPI(app)
+    assert "sentry_api" not in app.blueprints
+
+
+@pytest.mark.parametrize("argument", ["key_lookup", "token_lookup"])
+def test_lookup_given_as_a_class_fails_at_start_up(argument: str) -> None:
+    app = bare_app(SENTRY_API_STORAGE=MEMORY_STORAGE_CLASS)
+    with pytest.raises(ConfigurationError, match=f"{argument}.*not a class"):
+        SentryAPI(app, **{argument: ProjectKey})
+
+
+@pytest.mark.parametrize("way_in", ["init_app", "register_blueprint"])
+def test_misspelt_key_is_warned_about_with_the_likely_one(way_in: str) -> None:
+    app = bare_app(SENTRY_API_STORAGE=MEMORY_STORAGE_CLASS, SENTRY_API_MAX_PAGESIZE=10)
+    with pytest.warns(SentryAPIConfigWarning) as caught:
+        if way_in == "init_app":
+            SentryAPI(app)
+        else:
+            app.register_blueprint(flask_sentry_api.blueprint)
+    assert [str(warning.message) for warning in caught] == [
+        "SENTRY_API_MAX_PAGESIZE is not a flask-sentry-api setting and is ignored;"
+        " did you mean SENTRY_API_MAX_PAGE_SIZE?"
+    ]
+    assert issubclass(SentryAPIConfigWarning, UserWarning)
+    # Ignored, as it says: the real setting keeps its default.
+    assert get_state(app).settings.max_page_size == 100
+
+
+def test_unknown_key_without_a_close_one_is_warned_about_plainly() -> None:
+    app = bare_app(SENTRY_API_STORAGE=MEMORY_STORAGE_CLASS, SENTRY_API_COLOUR_SCHEME="dark")
+    with pytest.warns(SentryAPIConfigWarning, match="SENTRY_API_COLOUR_SCHEME") as caught:
+        SentryAPI(app)
+    assert len(caught) == 1 and "did you mean" not in str(caught[0].message)
+
+
+def test_known_and_foreign_keys_give_no_warning() -> None:
+    app = bare_app(
+        SENTRY_API_STORAGE=MEMORY_STORAGE_CLASS,
+        SENTRY_API_MAX_PAGE_SIZE=50,
+        SENTRY_DSN="https://public@example.com/1",
+        API_PREFIX="/v1",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SentryAPI(app)
+
+
+# -- the API prefix on both ways in (issue 13) ----------------------------------------------
+
+
+def openapi_paths_at_default_prefix() -> int:
+    app = bare_app(SENTRY_API_STORAGE=MEMORY_STORAGE_CLASS)
+    SentryAPI(app)
+    document = app.test_client().get("/api/0/openapi.json").get_json()
+    assert document["servers"] == [{"url": "/api/0"}]
+    return len(document["paths"])
+
+
+@pytest.mark.parametrize(
+    ("way_in", "setting", "url_prefix", "expected"),
+    [
+        ("init_app", "/sentry/api/0", None, "/sentry/api/0"),
+        ("register_blueprint", None, None, "/api/0"),
+        ("register_blueprint", "/sentry/api/0", None, "/sentry/api/0"),
+        ("register_blueprint", None, "/x", "/x"),
+        # An explicit url_prefix wins over the setting.
+        ("register_blueprint", "/sentry/api/0", "/x", "/x"),
+        ("register_blueprint", None, "/tools/sentry/", "/tools/sentry"),
+    ],
+)
+def test_api_prefix_is_honoured_on_both_ways_in(
+    way_in: str, setting: str | None, url_prefix: str | None, expected: str
+) -> None:
+    config: dict[str, object] = {"SENTRY_API_STORAGE": MEMORY_STORAGE_CLASS}
+    if setting is not None:
+        config["SENTRY_API_URL_PREFIX"] = setting
+    app = bare_app(**config)
+    if way_in == "init_app":
+        SentryAPI(app)
+    elif url_prefix is None:
+        app.register_blueprint(flask_sentry_api.blueprint)
+    else:
+        app.register_blueprint(flask_sentry_api.blueprint, url_prefix=url_prefix)
+
+    assert get_state(app).settings.url_prefix == expected
+    assert app.config["SENTRY_API_URL_PREFIX"] == expected
+    status, body = authenticated_get(app, "/projects/{project_id}/")
+    assert status == 200
+    assert isinstance(body, dict) and body["name"] == "Web"
+    client = app.test_client()
+    for other in {"/api/0", "/sentry/api/0", "/x"} - {expected}:
+        assert client.get(f"{other}/").status_code == 404
+    document = client.get(f"{expected}/openapi.json").get_json()
+    assert document["servers"] == [{"url": expected}]
+    assert len(document["paths"]) == openapi_paths_at_default_prefix() > 20
+    assert "/projects/{project_id}/" in document["paths"]

@@ -6,8 +6,8 @@ The layers (README "How the package is laid out"), by path under ``flask_sentry_
 * core: ``errors``, ``config``, ``storage``, ``pagination``, ``search``, ``stats``, ``apidoc``,
   ``schemas``, ``ratelimits``, ``ingest/``. Imports only the core, the standard library,
   marshmallow, limits (``ratelimits``' counters) and brotli (``ingest/body.py``'s decoder).
-* glue (layer 1): ``state``, ``http``, ``auth``, ``throttling``. Imports the core, the glue
-  and Flask.
+* glue (layer 1): ``state``, ``http``, ``auth``, ``throttling``, ``csrf``. Imports the core,
+  the glue and Flask.
 * views (layer 2): ``views/`` and ``openapi``. Never import the wiring; a view module never
   imports another view module except ``views.base`` (``views/__init__`` may re-export).
 * wiring (layer 3): ``__init__``, ``blueprint``, ``extension``, ``cli``. Imports anything;
@@ -65,7 +65,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "ratelimits.py",
         "ingest/*",
     ),
-    "glue": ("state.py", "http.py", "auth.py", "throttling.py"),
+    "glue": ("state.py", "http.py", "auth.py", "throttling.py", "csrf.py"),
     "views": (
         "views/*",
         "openapi.py",

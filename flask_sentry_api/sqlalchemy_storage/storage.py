@@ -102,6 +102,12 @@ class SQLAlchemyStorage(EventWriter):
         return records.project(row) if row is not None else None
 
     @sql.translating_errors
+    def list_projects(self) -> list[s.Project]:
+        Project = self.models.Project.__table__
+        rows = self.session.execute(sa.select(Project).order_by(Project.c.id))
+        return [records.project(row) for row in rows]
+
+    @sql.translating_errors
     def update_project(self, project_id: int, changes: t.Mapping[str, t.Any]) -> s.Project:
         Project = self.models.Project
         values = {k: v for k, v in changes.items() if k in s.PROJECT_FIELDS}
@@ -179,6 +185,14 @@ class SQLAlchemyStorage(EventWriter):
     @sql.translating_errors
     def set_key_rate_limit(self, public_key: str, rate_limit: s.RateLimit | None) -> bool:
         return self._update_key(public_key, _rate_limit_columns(rate_limit))
+
+    @sql.translating_errors
+    def delete_key(self, public_key: str) -> bool:
+        ProjectKey = self.models.ProjectKey
+        self._begin_write()
+        deleted = self._rowcount(sa.delete(ProjectKey).where(ProjectKey.public_key == public_key))
+        self.session.commit()
+        return bool(deleted)
 
     def _update_key(self, public_key: str, values: dict[str, t.Any]) -> bool:
         ProjectKey = self.models.ProjectKey
