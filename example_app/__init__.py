@@ -34,7 +34,7 @@ def create_app(test_config: t.Mapping[str, t.Any] | None = None) -> Flask:
     app.config.from_mapping(
         SQLALCHEMY_DATABASE_URI=database_url,
         # The URL printed in the first-start instructions and the demo DSN.
-        EXAMPLE_BASE_URL=os.environ.get("EXAMPLE_BASE_URL", "http://127.0.0.1:5000"),
+        EXAMPLE_BASE_URL=os.environ.get("EXAMPLE_BASE_URL") or _served_url(),
         EXAMPLE_CREATE_DEMO_PROJECT=True,
     )
     if database_url.startswith("sqlite"):
@@ -69,6 +69,19 @@ def create_app(test_config: t.Mapping[str, t.Any] | None = None) -> Flask:
     return app
 
 
+def _served_url() -> str:
+    """Where ``flask run`` is about to listen (its ``--host`` and ``--port``), read from the
+    command that is loading the app; ``http://127.0.0.1:5000`` (its default) otherwise."""
+    context = click.get_current_context(silent=True)
+    params = context.params if context is not None and context.info_name == "run" else {}
+    host = params.get("host") or "127.0.0.1"
+    if host in ("0.0.0.0", "::"):  # every interface: this machine is reached at loopback
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{params.get('port') or 5000}"
+
+
 def _sync_at_checkpoints(dbapi_connection: t.Any, _record: t.Any) -> None:
     """``synchronous=NORMAL`` on each new SQLite connection (the setting is not stored).
 
@@ -92,6 +105,7 @@ def _create_demo_project(app: Flask) -> None:
         "\nCreated the demo project and its key:\n"
         f"  curl -u {key.public_key}:{key.secret_key} {base_url}/api/0/projects/{project.id}/\n"
         f"  DSN for Sentry SDKs: {make_dsn(base_url, key)}\n"
+        f"  Demo errors: python -m example_app.demo_errors --url {base_url}\n"
         "  More keys: flask --app example_app sentry-api create-key 1\n",
         err=True,
     )

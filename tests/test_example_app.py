@@ -154,3 +154,33 @@ def test_the_readme_gunicorn_command_serves_a_full_bulk_url(
         assert response.status_code == expected, response.text[:200]
         if expected == 204:
             assert response.headers["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    ("params", "url"),
+    [
+        ({"host": "127.0.0.1", "port": 18200}, "http://127.0.0.1:18200"),
+        ({"host": "0.0.0.0", "port": 8080}, "http://127.0.0.1:8080"),
+        ({"host": "::1", "port": 5001}, "http://[::1]:5001"),
+    ],
+)
+def test_flask_run_prints_the_address_it_serves(
+    params: dict[str, t.Any],
+    url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``flask --app example_app run --port 18200`` loads the app inside its ``run``
+    command: the first-start lines name that port, not 5000."""
+    import click
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'demo.db'}")
+    monkeypatch.delenv("EXAMPLE_BASE_URL", raising=False)
+    with click.Context(click.Command("run"), info_name="run") as context:
+        context.params = params
+        app = close_after_test(create_app())
+    printed = capsys.readouterr().err
+    assert app.config["EXAMPLE_BASE_URL"] == url
+    assert f"{url}/api/0/projects/1/" in printed
+    assert f"python -m example_app.demo_errors --url {url}" in printed

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import socket
 import subprocess
 import sys
 import textwrap
@@ -407,3 +408,32 @@ def test_demo_script_without_any_dsn_says_how_to_get_one(tmp_path: Path) -> None
     assert done.returncode == 2
     assert "pass --dsn or set SENTRY_DSN" in done.stderr
     assert "flask --app example_app sentry-api create-key 1" in done.stderr
+
+
+def test_demo_script_reports_a_server_that_is_not_there(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    done = run_demo("--dsn", f"http://{'a' * 32}@127.0.0.1:{port}/1")
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.startswith(f"Cannot reach the server at http://127.0.0.1:{port} (")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_demo_script_with_url_checks_every_event_was_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from example_app import create_app
+
+    database = f"sqlite:///{tmp_path / 'demo.db'}"
+    monkeypatch.setenv("DATABASE_URL", database)
+    app = create_app()
+    try:
+        with LiveServer(app) as server:
+            done = run_demo("--url", server.url, DATABASE_URL=database)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"Stored 5 events at {server.url} (project 1).")
+    finally:
+        with app.app_context():
+            app.extensions["sqlalchemy"].engine.dispose()
