@@ -105,10 +105,6 @@ class RateLimiter:
             return Decision(True, limit, limit.count, time.time() + limit.window)
         return Decision(allowed, limit, stats.remaining, stats.reset_time)
 
-    def clear(self, limit: RateLimit, scope: str, identifier: str) -> None:
-        """Forget the window's hits (tests, and an operator raising a key's limit)."""
-        self._strategy.clear(_item(limit), scope, identifier)
-
     def _warn_unavailable(self, exc: Exception) -> None:
         with self._warn_lock:
             now = time.monotonic()
