@@ -38,6 +38,8 @@ setup(
         "SQLAlchemy>=2.0.14",
         "marshmallow>=4.0",
         "Flask-HTTPAuth>=4.8",
+        # flask_sentry_api.signals (Flask 3 depends on it too).
+        "blinker>=1.6",
         "alembic>=1.13",
         "apispec>=6.10",
         # sentry-sdk sends Content-Encoding: br whenever the client has brotli; without a
@@ -64,6 +66,8 @@ setup(
             "pytest>=8.0",
             "pytest-flask>=1.3",
             "pytest-timeout>=2.3",
+            # The suite runs on every core (pyproject.toml: -n auto).
+            "pytest-xdist>=3.5",
             "hypothesis>=6.100",
             "requests>=2.31",
             "sentry-sdk>=2.0",
@@ -83,6 +87,8 @@ setup(
             # A host app with CSRFProtect (tests/test_host_app.py): the blueprints exempt
             # themselves.
             "Flask-WTF>=1.2",
+            # A host app migrating its own models with Flask-Migrate beside the package's.
+            "Flask-Migrate>=4.0",
         ],
     },
     classifiers=[

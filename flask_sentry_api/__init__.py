@@ -30,6 +30,10 @@ if t.TYPE_CHECKING:
     from .blueprint import blueprint as blueprint
     from .blueprint import ingest_blueprint as ingest_blueprint
     from .extension import SentryAPI as SentryAPI
+    from .signals import event_stored as event_stored
+    from .signals import issue_created as issue_created
+    from .signals import issue_regressed as issue_regressed
+    from .signals import issue_resolved as issue_resolved
     from .sqlalchemy_storage import SQLAlchemyStorage as SQLAlchemyStorage
     from .state import State as State
     from .state import get_state as get_state
@@ -53,8 +57,12 @@ __all__ = [
     "Storage",
     "TokenStorage",
     "blueprint",
+    "event_stored",
     "get_state",
     "ingest_blueprint",
+    "issue_created",
+    "issue_regressed",
+    "issue_resolved",
 ]
 
 #: Names that need Flask or SQLAlchemy, imported on first use, so the Flask-free modules
@@ -66,6 +74,11 @@ _LAZY = {
     "SQLAlchemyStorage": "sqlalchemy_storage",
     "State": "state",
     "get_state": "state",
+    # blinker, not Flask, but a Flask dependency: lazy like the rest of the Flask side.
+    "event_stored": "signals",
+    "issue_created": "signals",
+    "issue_regressed": "signals",
+    "issue_resolved": "signals",
 }
 
 

@@ -8,17 +8,20 @@ and ``<token>:``, :data:`token_auth` for ``Bearer <token>``), an SDK's by
 :func:`challenge`. Either way the request then acts as a :class:`Credential`.
 
 An unknown key and a wrong secret get the same 401 after the same constant-time
-comparison, so responses do not reveal which public keys exist; an unknown token and a
-malformed ``Authorization`` header get that 401 too (``Invalid api key``, SPEC §2), and
-only a request sending no ``Authorization`` at all is told that none was provided. A DSN's
-public key alone (Basic ``<public>:``) is never a credential: an empty password means a
-token.
+comparison, so responses do not reveal which public keys exist; an unknown token, a
+malformed ``Authorization`` header and a key a host's lookup returns for a project the
+storage does not have (its events could never be read) get that 401 too (``Invalid api
+key``, SPEC §2), and only a request sending no ``Authorization`` at all is told that none
+was provided. Both paths accept the same key forms
+(:data:`~flask_sentry_api.ingest.auth.PUBLIC_KEY_PATTERN`). A DSN's public key alone (Basic
+``<public>:``) is never a credential: an empty password means a token.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hmac
+import logging
 import typing as t
 
 from flask import request
@@ -30,7 +33,11 @@ from .errors import NotAuthenticated
 from .errors import PermissionDenied
 from .ingest.auth import INVALID_KEY
 from .ingest.auth import SentryAuth
+from .ingest.auth import is_hex_key
+from .ingest.auth import is_public_key
+from .ingest.auth import normalize_public_key
 from .state import get_state
+from .storage import MAX_ID
 from .storage import ROLE_API
 from .storage import ROLE_STORE
 from .storage import SCOPES
@@ -38,6 +45,8 @@ from .storage import AuthToken
 from .storage import ProjectKey
 from .tokens import allows
 from .tokens import plausible_token
+
+logger = logging.getLogger("flask_sentry_api")
 
 #: Compared against when the key is unknown, so both failures cost the same.
 _UNKNOWN_KEY_SECRET = b"0" * 32
@@ -66,9 +75,7 @@ def check_key(
     :raises PermissionDenied: the key lacks ``role``, or belongs to another project.
     """
     client = role if role is not None else ROLE_API
-    # A name no key could have is not worth a lookup (NUL is not even storable).
-    plausible = 0 < len(public_key) <= 256 and "\x00" not in public_key
-    key = get_state().key_lookup(public_key) if plausible else None
+    key = _lookup_key(public_key)
     matches = True
     if secret is not None:
         expected = key.secret_key.encode() if key is not None else _UNKNOWN_KEY_SECRET
@@ -81,6 +88,42 @@ def check_key(
         raise PermissionDenied(_MISSING_ROLE[client])
     if project_id is not None and key.project_id != project_id:
         raise PermissionDenied("Project ID mismatch: the key belongs to another project")
+    return key
+
+
+def _lookup_key(public_key: str) -> ProjectKey | None:
+    """The key the app's lookup finds for ``public_key``, if it names a project the storage
+    has; None for anything else, so the caller answers it like an unknown key.
+
+    :raises TypeError: the host's lookup returned something other than a
+        :class:`ProjectKey` or None (a bug in the host: the request is a logged 500).
+    """
+    # A name no key could have is not worth a lookup (nor could it reach the web API and
+    # ingestion alike); the storage's own keys are always 32 hex digits.
+    state = get_state()
+    if not is_public_key(public_key) or not (state.key_lookup_injected or is_hex_key(public_key)):
+        return None
+    key = state.key_lookup(normalize_public_key(public_key))
+    if key is None or not state.key_lookup_injected:
+        return key
+    if not isinstance(key, ProjectKey):
+        raise TypeError(
+            "the key lookup (SENTRY_API_KEY_LOOKUP or the key_lookup argument) must return"
+            f" a flask_sentry_api.ProjectKey or None, got {type(key).__qualname__}"
+        )
+    project_id = key.project_id
+    # An id no storage can hold (past int64) is not worth a query that might fail on it.
+    valid_id = isinstance(project_id, int) and 0 < project_id <= MAX_ID
+    if not valid_id or state.storage.get_project(project_id) is None:
+        # Stored under a project that does not exist, the event could never be read: the
+        # key is as good as unknown to the client, and a mistake the host should hear of.
+        logger.warning(
+            "the key lookup returned key %s of project %r, which the storage does not"
+            " have: answered as an unknown key",
+            key.public_key,
+            key.project_id,
+        )
+        return None
     return key
 
 

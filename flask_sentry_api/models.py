@@ -2,7 +2,9 @@
 
 The host keeps ownership of ``db``, its metadata and its migrations: :func:`build_models`
 adds these classes to the host's declarative base once per ``db`` (and table prefix), so
-``db.create_all()`` and Alembic autogenerate see them like the host's own models.
+``db.create_all()`` creates them with the host's own tables. Each table is marked in its
+``info`` (:data:`TABLE_INFO_KEY`), so a host's Alembic autogenerate can leave them to the
+storage's own migrations (:func:`flask_sentry_api.migrate.include_object`).
 """
 
 from __future__ import annotations
@@ -61,6 +63,30 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+#: The key of every storage table's ``Table.info`` entry, whose value is the table prefix.
+TABLE_INFO_KEY = "flask_sentry_api"
+
+#: The storage's table names, less the prefix: ``<prefix><name>`` each.
+TABLE_NAMES = (
+    "project",
+    "project_key",
+    "group",
+    "event",
+    "note",
+    "tag_value",
+    "group_tag_value",
+    "group_stat",
+    "project_stat",
+    "release",
+    "auth_token",
+)
+
+
+def table_names(prefix: str) -> frozenset[str]:
+    """The names of the storage's tables with ``prefix``, its version table included."""
+    return frozenset({f"{prefix}alembic_version", *(prefix + name for name in TABLE_NAMES)})
+
+
 @dataclasses.dataclass(frozen=True)
 class Models:
     """The mapped classes of one ``db`` (attribute names match the tables' roles)."""
@@ -93,6 +119,11 @@ def build_models(db: t.Any, prefix: str = "sentry_") -> Models:
     return per_db[prefix]
 
 
+def declared_prefixes() -> set[str]:
+    """The prefixes :func:`build_models` declared tables with, on any live ``db``."""
+    return {prefix for per_db in list(_models_by_db.values()) for prefix in per_db}
+
+
 def _declare(base: t.Any, prefix: str) -> Models:
     p = prefix
     # Class names carry the prefix too, so two prefixes can share one declarative registry.
@@ -102,11 +133,12 @@ def _declare(base: t.Any, prefix: str) -> Models:
     declared: dict[str, t.Any] = {}
 
     def model(name: str, namespace: dict[str, t.Any]) -> None:
+        options: dict[str, t.Any] = {"info": {TABLE_INFO_KEY: prefix}}
         if "id" in namespace:
             # SQLite would reuse a deleted row's id: an old permalink must never lead to a
             # new group or event.
-            args = namespace.get("__table_args__", ())
-            namespace["__table_args__"] = (*args, {"sqlite_autoincrement": True})
+            options["sqlite_autoincrement"] = True
+        namespace["__table_args__"] = (*namespace.get("__table_args__", ()), options)
         declared[name] = type(cls_prefix + name, (base,), namespace)
 
     def project_fk() -> sa.ForeignKey:

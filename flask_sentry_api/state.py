@@ -41,6 +41,10 @@ class State:
     key_lookup: KeyLookup
     token_lookup: TokenLookup
     rate_limiter: RateLimiter
+    #: Whether :attr:`key_lookup` is the host's (injected or configured) rather than the
+    #: storage's own ``get_key``: only a host's keys may name a project the storage lacks,
+    #: or have another form than the storage's 32 hex digits.
+    key_lookup_injected: bool = False
 
 
 def build_state(
@@ -53,6 +57,7 @@ def build_state(
 
     key = "SENTRY_API_KEY_LOOKUP"
     lookup = key_lookup if key_lookup is not None else resolve(app.config[key], key)
+    injected = lookup is not None
     if lookup is None:
         lookup = chosen.get_key
     _check_lookup(lookup, f"{key} (or the key_lookup argument)", "public_key", "ProjectKey")
@@ -68,6 +73,7 @@ def build_state(
         key_lookup=lookup,
         token_lookup=tokens,
         rate_limiter=RateLimiter(settings.rate_limit_storage_uri, settings.rate_limit_strategy),
+        key_lookup_injected=injected,
     )
 
 

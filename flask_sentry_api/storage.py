@@ -176,6 +176,27 @@ def _is_digits(text: str) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class ProjectKey:
+    """A project key (a DSN's credentials): what the storage's ``get_key`` and a host's key
+    lookup (``SENTRY_API_KEY_LOOKUP``) return.
+
+    - ``id``: the key's own id (the storage's row id; a host may use any integer). Only
+      shown, never used to authenticate.
+    - ``project_id``: the project the key belongs to. It must be a project the storage
+      has: a key naming another one is answered like an unknown key (401).
+    - ``public_key``: what clients send (DSN user, ``sentry_key``, Basic-auth username).
+      The storage's keys are 32 lower-case hex digits; a host's may be any
+      :data:`~flask_sentry_api.ingest.auth.PUBLIC_KEY_PATTERN` token.
+    - ``secret_key``: Basic auth's password for the web API; checked on ingestion only
+      when the SDK sends one (a legacy DSN). Compared in constant time.
+    - ``roles``: bit field, :data:`ROLE_STORE` (1, SDKs may send events) and/or
+      :data:`ROLE_API` (2, may call ``/api/0/``).
+    - ``is_active``: False disables the key (401 ``Key is disabled``).
+    - ``date_added``: an aware datetime, shown as the key's ``dateCreated``.
+    - ``label``: an optional name (shown as ``Default`` when None).
+    - ``rate_limit``: the key's own ingestion limit, or None for the app's
+      ``SENTRY_API_INGEST_RATE_LIMIT``.
+    """
+
     id: int
     project_id: int
     public_key: str

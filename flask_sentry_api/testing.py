@@ -474,6 +474,27 @@ class StorageContract:
         again = storage.save_event(project.id, make_event(group_hash="h", timestamp=at(20)))
         assert not again.is_regression
 
+    def test_save_event_retry_of_a_resolved_group_is_no_regression(self, storage: Storage) -> None:
+        # The flags are what the issue_created/issue_regressed signals report: an SDK's
+        # retry of a stored event must neither reopen its group nor announce a regression.
+        project = storage.create_project("P")
+        event_id = uuid.uuid4().hex
+        first = storage.save_event(
+            project.id, make_event(event_id=event_id, group_hash="h", timestamp=at(0))
+        )
+        storage.update_groups(project.id, GroupQuery(), GroupChanges(status="resolved"))
+        retry = storage.save_event(
+            project.id, make_event(event_id=event_id, group_hash="h", timestamp=at(10))
+        )
+        assert (retry.created, retry.is_new_group, retry.is_regression) == (False, False, False)
+        assert retry.group.status == _reload(storage, first.group).status == "resolved"
+        reopened = storage.save_event(project.id, make_event(group_hash="h", timestamp=at(20)))
+        assert (reopened.created, reopened.is_new_group, reopened.is_regression) == (
+            True,
+            False,
+            True,
+        )
+
     def test_save_event_into_muted_group_is_no_regression(self, storage: Storage) -> None:
         project = storage.create_project("P")
         group = _group(storage, project, "h", 0)
@@ -867,6 +888,27 @@ class StorageContract:
         assert storage.update_groups(project.id, GroupQuery(), GroupChanges()) == 3
         assert _list(storage, project, status="resolved") != []
         assert _list(storage, project, status="unresolved") == []
+
+    def test_update_groups_conditional_on_status_matches_each_change_once(
+        self, storage: Storage
+    ) -> None:
+        # The issue_resolved signal counts a group as resolved by a request only when an
+        # update conditional on its old status matched it: a second one must match nothing.
+        project = storage.create_project("P")
+        a = _group(storage, project, "a", 0)
+        b = _group(storage, project, "b", 1)
+        storage.update_groups(project.id, GroupQuery(ids=(b.id,)), GroupChanges(status="muted"))
+        resolve = GroupChanges(status="resolved", is_bookmarked=True)
+        from_unresolved = GroupQuery(ids=(a.id, b.id), status="unresolved")
+        assert storage.update_groups(project.id, from_unresolved, resolve) == 1
+        assert storage.update_groups(project.id, from_unresolved, resolve) == 0
+        fresh = _reload(storage, a)
+        assert (fresh.status, fresh.is_bookmarked) == ("resolved", True)
+        assert _reload(storage, b).status == "muted"
+        from_muted = GroupQuery(status="muted")
+        assert storage.update_groups(project.id, from_muted, resolve) == 1
+        assert storage.update_groups(project.id, from_muted, resolve) == 0
+        assert _list(storage, project, status="resolved") == [b.id, a.id]
 
     def test_update_groups_ignores_other_projects(self, storage: Storage) -> None:
         project = storage.create_project("P")

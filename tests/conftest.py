@@ -2,12 +2,14 @@
 with an API key, and a live HTTP server for tests that use real HTTP clients.
 
 Tests run on in-memory SQLite, or on the database named by ``SENTRY_API_TEST_DATABASE_URL``
-(e.g. ``postgresql+psycopg://postgres@127.0.0.1:5432/test``), with clean tables per test.
+(e.g. ``postgresql+psycopg://postgres@127.0.0.1:5432/test``), with clean tables per test;
+load tests run only when ``SENTRY_API_TEST_LOAD`` is set.
 Test modules import their helpers from ``tests.helpers``, not from here.
 """
 
 from __future__ import annotations
 
+import os
 import typing as t
 
 import pytest
@@ -24,6 +26,21 @@ from tests.helpers import basic_auth
 from tests.helpers import close_made_apps
 from tests.helpers import forget_made_app
 from tests.helpers import make_app
+
+#: Load tests (``@pytest.mark.load``: several gunicorn workers, floods of concurrent
+#: requests) take minutes on a laptop: they run when this variable is set (``.ci/run`` sets it).
+LOAD_TESTS_ENV = "SENTRY_API_TEST_LOAD"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get(LOAD_TESTS_ENV):
+        return
+    skip_load = pytest.mark.skip(
+        reason=f"load test (several server processes): set {LOAD_TESTS_ENV}=1 to run it"
+    )
+    for item in items:
+        if item.get_closest_marker("load"):
+            item.add_marker(skip_load)
 
 
 @pytest.fixture(autouse=True)

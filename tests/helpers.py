@@ -47,9 +47,32 @@ from flask_sentry_api.testing import make_event
 
 UTC = timezone.utc
 
+
+
+def _worker_database_url(url: str) -> str:
+    """``url``, or under a pytest-xdist worker on PostgreSQL, ``url`` with that worker's own
+    schema of the same database first on its search path: workers run at once and every
+    test recreates the same tables, so each keeps them apart."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker or not url.startswith("postgresql"):
+        return url
+    schema = f"sentry_api_tests_{worker}"
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    finally:
+        engine.dispose()
+    worker_url = sa.engine.make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+    return worker_url.render_as_string(hide_password=False)
+
+
 #: The database the tests run on: in-memory SQLite unless ``SENTRY_API_TEST_DATABASE_URL``
-#: names another (e.g. ``postgresql+psycopg://postgres@127.0.0.1:5432/test``).
-DATABASE_URL = os.environ.get("SENTRY_API_TEST_DATABASE_URL", "sqlite://")
+#: names another (e.g. ``postgresql+psycopg://postgres@127.0.0.1:5432/test``). Test modules
+#: and the servers they start read it from the environment too, so it is written back.
+DATABASE_URL = _worker_database_url(os.environ.get("SENTRY_API_TEST_DATABASE_URL", "sqlite://"))
+if DATABASE_URL != "sqlite://":
+    os.environ["SENTRY_API_TEST_DATABASE_URL"] = DATABASE_URL
 ON_POSTGRES = DATABASE_URL.startswith("postgresql")
 
 FORBIDDEN = {"detail": "You do not have permission to perform this action."}
@@ -109,6 +132,11 @@ def near_misses(secret: str) -> dict[str, str]:
 # -- apps ------------------------------------------------------------------------------------
 
 
+#: The Flask-SQLAlchemy instance of every :func:`make_app` app, as a host's app factory
+#: shares one across its apps: the storage's models are declared on it once per prefix.
+db = SQLAlchemy()
+
+
 def make_app(config: t.Mapping[str, t.Any] | None = None, **extension_args: t.Any) -> Flask:
     """A host app with Flask-SQLAlchemy and the extension, tables created empty."""
     app = Flask("host")
@@ -118,7 +146,7 @@ def make_app(config: t.Mapping[str, t.Any] | None = None, **extension_args: t.An
         SERVER_NAME="testserver.local",
     )
     app.config.update(config or {})
-    db = SQLAlchemy(app)
+    db.init_app(app)
     SentryAPI(app, **extension_args)
     with app.app_context():
         db.drop_all()

@@ -41,7 +41,7 @@ from tests.test_load import backends
 from tests.test_load import database_url_for
 from tests.test_load import drop_tables
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.load]
 
 PREFIX = "amp_"
 MILLION = 1_000_000

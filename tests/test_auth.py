@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 
 import pytest
 from flask.testing import FlaskClient
@@ -62,6 +63,19 @@ def test_unknown_key_and_wrong_secret_are_indistinguishable(
     assert_not_authenticated(wrong_secret)
     assert unknown.data == wrong_secret.data
     assert dict(unknown.headers) == dict(wrong_secret.headers)
+
+
+def test_public_key_form(client: FlaskClient, project: Project, key: ProjectKey) -> None:
+    """The storage's keys are 32 hex digits, matched case-blind (as ingestion does); any
+    other username is an unknown key, the same 401 whatever its form."""
+    upper = dataclasses.replace(key, public_key=key.public_key.upper())
+    assert client.get(project_url(project), headers=basic_auth(upper)).status_code == 200
+    unknown = client.get(project_url(project), headers=basic_auth(key, secret="0" * 32))
+    for public_key in ("pk_live-abc.123", key.public_key + "0", "x" * 129, "clé"):
+        other = dataclasses.replace(key, public_key=public_key)
+        response = client.get(project_url(project), headers=basic_auth(other))
+        assert_not_authenticated(response)
+        assert response.data == unknown.data
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import logging
@@ -320,7 +321,9 @@ def test_real_database_outage_is_503() -> None:
     )
     SQLAlchemy(dead)
     SentryAPI(dead)
-    response = dead.test_client().get("/api/0/projects/1/", headers={"Authorization": "Basic YTpi"})
+    # A public key of the storage's form (32 hex), so the storage is asked for it.
+    credentials = {"Authorization": "Basic " + base64.b64encode(b"a" * 32 + b":b").decode()}
+    response = dead.test_client().get("/api/0/projects/1/", headers=credentials)
     assert response.status_code == 503
     assert response.get_json() == {"detail": "Storage is unavailable, try again later."}
     assert response.headers["Retry-After"] == "5"

@@ -100,7 +100,9 @@ def running_example(tmp_path: Path) -> t.Iterator[tuple[str, str, str]]:
 
 
 @pytest.mark.live
-def test_the_docs_curl_session_against_flask_run(running_example: tuple[str, str, str]) -> None:
+def test_the_docs_curl_session_against_flask_run(
+    running_example: tuple[str, str, str], tmp_path: Path
+) -> None:
     base, public, secret = running_example
     index = requests.get(f"{base}/api/0/", timeout=5)
     assert index.status_code == 200
@@ -112,9 +114,33 @@ def test_the_docs_curl_session_against_flask_run(running_example: tuple[str, str
     assert project.status_code == 200
     assert project.json()["slug"] == "demo"
 
-    groups = requests.get(f"{base}/api/0/projects/1/groups/", auth=(public, secret), timeout=5)
-    assert groups.status_code == 200 and groups.json() == []
-    assert set(groups.links) == {"previous", "next"}
+    empty = requests.get(f"{base}/api/0/projects/1/groups/", auth=(public, secret), timeout=5)
+    assert empty.status_code == 200 and empty.json() == []
+
+    # The README sends the demo's events before it lists the groups, and shows them.
+    demo = subprocess.run(
+        [sys.executable, "-m", "example_app.demo_errors", "--url", base],
+        cwd=ROOT,
+        env={
+            **{k: v for k, v in os.environ.items() if k != "SENTRY_DSN"},
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}",  # the server's
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert demo.returncode == 0, demo.stderr
+    assert demo.stdout.startswith(f"Stored 5 events at {base} (project 1).")
+    groups = requests.get(
+        f"{base}/api/0/projects/1/groups/?limit=2", auth=(public, secret), timeout=5
+    )
+    assert groups.status_code == 200
+    assert [(group["shortId"], group["title"], group["count"]) for group in groups.json()] == [
+        ("DEMO-4", "Demo: disk almost full", "1"),
+        ("DEMO-3", "CheckoutError: payment provider refused cart 1", "2"),
+    ]
+    assert groups.links["next"]["results"] == "true"
+    assert groups.links["previous"]["results"] == "false"
 
     resolved = requests.put(
         f"{base}/api/0/projects/1/groups/?status=unresolved",
@@ -130,6 +156,7 @@ def test_the_docs_curl_session_against_flask_run(running_example: tuple[str, str
 
 
 @pytest.mark.live
+@pytest.mark.load
 def test_the_readme_gunicorn_command_serves_a_full_bulk_url(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

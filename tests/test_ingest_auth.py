@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from flask_sentry_api.errors import APIError
 from flask_sentry_api.errors import AuthenticationFailed
 from flask_sentry_api.errors import BadRequest
 from flask_sentry_api.ingest.auth import INVALID_KEY
+from flask_sentry_api.ingest.auth import PUBLIC_KEY_PATTERN
 from flask_sentry_api.ingest.auth import SentryAuth
 from flask_sentry_api.ingest.auth import parse_sentry_auth
 
@@ -137,6 +139,39 @@ def test_accepted_forms(
     assert (auth.version, auth.client) == expected
 
 
+#: Keys a host's lookup may issue: not the storage's 32 hex digits, but safe wherever a key
+#: travels (a DSN, X-Sentry-Auth, a query string, Basic auth).
+HOST_KEYS = [
+    "pk_live-abc.123",
+    "Pk_Live-ABC.123",
+    "k",
+    "abc",
+    "g" * 32,
+    PUBLIC + "0",
+    "x" * 128,
+    "00000000-0000-0000-0000-000000000007",
+    "base64url_padded==",
+    "tilde~bang!dollar$amp&paren()star*plus+semi;",
+]
+
+
+@pytest.mark.parametrize("key", HOST_KEYS)
+def test_host_key_forms_are_read_as_sent(key: str) -> None:
+    for headers, args in [
+        (_header(f"sentry_key={key}, sentry_version=7"), {}),
+        (_header(f'sentry_key="{key}", sentry_version=7'), {}),
+        ({}, {"sentry_key": key}),
+    ]:
+        assert parse_sentry_auth(headers, args).public_key == key
+
+
+@pytest.mark.parametrize("key", ["pk_live-abc.123", "Pk_Live-ABC.123", "x" * 128])
+def test_sentry_sdk_sends_host_keys_from_the_dsn(key: str) -> None:
+    for dsn in [f"http://{key}@127.0.0.1:1/1", f"http://{key}:{SECRET}@127.0.0.1:1/1"]:
+        auth = parse_sentry_auth(sdk_headers(dsn), {})
+        assert auth.public_key == key
+
+
 def test_key_is_lowercased_and_client_trimmed() -> None:
     header = f"Sentry sentry_key={PUBLIC.upper()}, sentry_version=7, sentry_client={'c' * 5000}"
     auth = parse_sentry_auth({"X-Sentry-Auth": header}, {})
@@ -164,21 +199,25 @@ def _header(fields: str) -> dict[str, str]:
         (_header("sentry_version=7"), {}, AuthenticationFailed, "Missing sentry_key"),
         (_header(",,,===,,"), {}, AuthenticationFailed, "Missing sentry_key"),
         (_header("sentry_key=, sentry_version=7"), {}, AuthenticationFailed, "Missing sentry_key"),
-        (_header("sentry_key=abc, sentry_version=7"), {}, AuthenticationFailed, INVALID_KEY),
-        (
-            _header(f"sentry_key={'g' * 32}, sentry_version=7"),
-            {},
-            AuthenticationFailed,
-            INVALID_KEY,
-        ),
-        (_header(f"sentry_key={PUBLIC}0, sentry_version=7"), {}, AuthenticationFailed, INVALID_KEY),
         (
             _header(f"sentry_key={'a' * 5000}, sentry_version=7"),
             {},
             AuthenticationFailed,
             INVALID_KEY,
         ),
+        (
+            _header(f"sentry_key={'a' * 129}, sentry_version=7"),
+            {},
+            AuthenticationFailed,
+            INVALID_KEY,
+        ),
         ({}, {"sentry_key": "../etc"}, AuthenticationFailed, INVALID_KEY),
+        # No key has a character that would need escaping somewhere a key travels.
+        *[
+            ({}, {"sentry_key": f"pk{char}live"}, AuthenticationFailed, INVALID_KEY)
+            for char in [" ", ":", "/", "@", "?", "#", "%", '"', "'", "\\", "\x00", "\n", "é"]
+        ],
+        (_header("sentry_key=pk live, sentry_version=7"), {}, AuthenticationFailed, INVALID_KEY),
         (
             _header(f"sentry_key={PUBLIC}, sentry_secret={'s' * 5000}, sentry_version=7"),
             {},
@@ -219,4 +258,4 @@ def test_any_input_raises_only_api_errors(header: str, args: dict[str, str]) -> 
         auth = parse_sentry_auth({"X-Sentry-Auth": header}, args)
     except (AuthenticationFailed, BadRequest):
         return
-    assert len(auth.public_key) == 32
+    assert re.fullmatch(PUBLIC_KEY_PATTERN, auth.public_key)

@@ -20,6 +20,7 @@ from flask_sentry_api.migrate import downgrade
 from flask_sentry_api.migrate import head_revision
 from flask_sentry_api.migrate import upgrade
 from flask_sentry_api.models import build_models
+from flask_sentry_api.models import table_names
 from flask_sentry_api.sqlalchemy_storage import SQLAlchemyStorage
 from flask_sentry_api.storage import RateLimit
 from flask_sentry_api.storage import ReleaseChanges
@@ -74,6 +75,14 @@ def test_upgrade_from_empty_matches_the_models(db: SQLAlchemy) -> None:
     assert schema_differences(db) == []
     with db.engine.connect() as connection:
         assert current_revision(connection, PREFIX) == head_revision()
+
+
+def test_the_migrations_make_exactly_the_named_tables(db: SQLAlchemy) -> None:
+    """``table_names`` (what a host's autogenerate leaves out when found in the database)
+    names every table the migrations make, the version table included."""
+    upgrade(db.engine, PREFIX)
+    names = {name for name in sa.inspect(db.engine).get_table_names() if name.startswith(PREFIX)}
+    assert names == table_names(PREFIX)
 
 
 def test_downgrade_to_base_removes_the_tables(db: SQLAlchemy) -> None:
@@ -331,3 +340,22 @@ def test_tables_dropped_outside_the_migrations_come_back_at_head(db: SQLAlchemy)
         assert current_revision(connection, PREFIX) == head_revision()
     assert storage.create_project("Back").id == 1
     db.session.remove()
+
+
+def test_a_new_database_is_made_at_head_from_the_models(
+    db: SQLAlchemy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On an empty database the storage creates the models' tables and stamps ``head``
+    without replaying the revisions; what it makes is what the migrations make."""
+
+    def replayed(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the revisions were replayed on an empty database")
+
+    monkeypatch.setattr("flask_sentry_api.migrate.command.upgrade", replayed)
+    SQLAlchemyStorage(db, table_prefix=PREFIX).init_schema()
+
+    assert schema_differences(db) == []
+    names = {name for name in sa.inspect(db.engine).get_table_names() if name.startswith(PREFIX)}
+    assert names == table_names(PREFIX)
+    with db.engine.connect() as connection:
+        assert current_revision(connection, PREFIX) == head_revision()

@@ -53,11 +53,13 @@ from tests.helpers import make_app
 UTC = timezone.utc
 
 #: Hypothesis examples per operation in the fuzzing phase; the examples and coverage
-#: phases add their own deterministic cases.
-MAX_EXAMPLES = int(os.environ.get("SENTRY_API_SCHEMATHESIS_EXAMPLES", "50"))
-#: Scenarios of the stateful test (each a chain of up to 6 linked operations).
-STATEFUL_EXAMPLES = int(os.environ.get("SENTRY_API_SCHEMATHESIS_STATEFUL", "60"))
-#: The run must have sent at least this many requests.
+#: phases add their own deterministic cases (most of the ~10,000 requests of a run).
+#: ``.ci/run`` asks for 50.
+MAX_EXAMPLES = int(os.environ.get("SENTRY_API_SCHEMATHESIS_EXAMPLES", "10"))
+#: Scenarios of the stateful test (each a chain of up to 6 linked operations); CI runs 60.
+STATEFUL_EXAMPLES = int(os.environ.get("SENTRY_API_SCHEMATHESIS_STATEFUL", "15"))
+#: A whole run must send at least this many requests (~10,000 at 10 examples), a part of a
+#: run (an xdist worker's share of the operations) its part of them.
 MIN_REQUESTS = 3000
 
 # Every check schemathesis has (what ``schemathesis run --checks all`` runs): conformance of
@@ -422,8 +424,9 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[LiveAPI]:
         f"\nschemathesis: {counter.total} requests in {elapsed:.1f}s,"
         f" by status: {dict(sorted(counter.statuses.items()))}"
     )
-    if live.operations == OPERATIONS:  # the whole run, not a -k selection
-        assert counter.total >= MIN_REQUESTS, counter.statuses
+    # A -k selection of a few operations proves nothing either way.
+    if live.operations >= 10:
+        assert counter.total >= MIN_REQUESTS * live.operations / OPERATIONS, counter.statuses
 
 
 @pytest.fixture

@@ -464,6 +464,7 @@ def count_events(url: str, key: ProjectKey) -> int:
 
 
 @pytest.mark.live
+@pytest.mark.load
 @needs_redis
 def test_redis_holds_the_limit_across_two_gunicorn_workers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -495,6 +496,7 @@ def test_redis_holds_the_limit_across_two_gunicorn_workers(
 
 
 @pytest.mark.live
+@pytest.mark.load
 def test_a_gigabyte_gzip_bomb_from_an_over_limit_key_is_refused_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -2,6 +2,9 @@
 
 Only parsing happens here: the view looks the public key up, checks the secret, the key's
 roles and the project. Every failure is an :class:`~flask_sentry_api.errors.APIError`.
+
+A public key is any :data:`PUBLIC_KEY_PATTERN` token, not only the storage's 32-hex keys: a
+host's key lookup decides which keys exist (:func:`flask_sentry_api.auth.check_key`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,17 @@ DEFAULT_QUERY_VERSION = "7"
 #: Same text as for an unknown key, so the view can answer both with one message.
 INVALID_KEY = "Invalid api key"
 
-_KEY_RE = re.compile(r"[0-9a-fA-F]{32}")
+#: Four times Sentry's own keys (32 characters); the secret's bound too.
+MAX_PUBLIC_KEY = 128
+#: A public key a lookup may know, matched whole: 1 to :data:`MAX_PUBLIC_KEY` characters,
+#: each one a DSN's user part can carry as it is (RFC 3986 ``unreserved`` and
+#: ``sub-delims``) except ``,`` (separates X-Sentry-Auth fields), ``'`` (quotes a field's
+#: value) and ``:`` (ends the public key in a DSN and in a Basic-auth username). So a valid
+#: key survives every way SDKs and API clients send it: a DSN, the X-Sentry-Auth header, a
+#: query string (percent-encoded, as browser SDKs do) and HTTP Basic auth.
+PUBLIC_KEY_PATTERN = rf"[A-Za-z0-9\-._~!$&()*+;=]{{1,{MAX_PUBLIC_KEY}}}"
+_KEY_RE = re.compile(PUBLIC_KEY_PATTERN)
+_HEX_KEY_RE = re.compile(r"[0-9a-fA-F]{32}")
 _SCHEME_RE = re.compile(r"sentry\s+(.*)", re.IGNORECASE | re.DOTALL)
 _MAX_SECRET = 128
 _MAX_CLIENT = 200
@@ -33,7 +46,8 @@ _MAX_CLIENT = 200
 class SentryAuth:
     """The credentials of one ingestion request."""
 
-    #: Lower-case 32-hex public key.
+    #: The public key: a :data:`PUBLIC_KEY_PATTERN` token, lower-cased when it is 32 hex
+    #: digits (the storage's keys), else as sent.
     public_key: str
     #: Sent by raven and by SDKs configured with a legacy DSN; ``None`` otherwise.
     secret_key: str | None
@@ -90,7 +104,7 @@ def parse_sentry_auth(
     key = fields.get("key", "")
     if not key:
         raise AuthenticationFailed("Missing sentry_key in the authentication credentials.")
-    if not _KEY_RE.fullmatch(key):
+    if not is_public_key(key):
         raise AuthenticationFailed(INVALID_KEY)
 
     secret = fields.get("secret") or None
@@ -106,12 +120,29 @@ def parse_sentry_auth(
             raise
         version_error = error
     return SentryAuth(
-        public_key=key.lower(),
+        public_key=normalize_public_key(key),
         secret_key=secret,
         version=version,
         client=client[:_MAX_CLIENT] if client else None,
         version_error=version_error,
     )
+
+
+def is_public_key(text: str) -> bool:
+    """Whether ``text`` is worth a key lookup (:data:`PUBLIC_KEY_PATTERN`)."""
+    return _KEY_RE.fullmatch(text) is not None
+
+
+def is_hex_key(text: str) -> bool:
+    """Whether ``text`` has the form of the storage's own keys: 32 hex digits."""
+    return _HEX_KEY_RE.fullmatch(text) is not None
+
+
+def normalize_public_key(text: str) -> str:
+    """``text`` as looked up: 32 hex digits in lower case (hex is case-blind, and the
+    storage keeps its keys lower-case); any other key as sent, since a host's keys may
+    differ only in case."""
+    return text.lower() if is_hex_key(text) else text
 
 
 def _header(headers: Headers, name: str) -> str | None:

@@ -41,7 +41,7 @@ class SQLAlchemyStorage(EventWriter):
         """Migrate the tables to the current revision, creating them on a new database."""
         with self.engine.begin() as connection:
             lock_schema(connection, self.table_prefix)
-            upgrade_locked(connection, self.table_prefix)
+            upgrade_locked(connection, self.table_prefix, head_tables=self.models.tables)
             # Tables dropped outside the migrations (db.drop_all() in a host's tests) return.
             self.db.metadata.create_all(bind=connection, tables=self.models.tables)
 

@@ -7,14 +7,17 @@ import time
 import typing as t
 
 from flask import Response
+from flask import current_app
 from flask import request
 from flask import url_for
 
 from .. import errors
+from .. import signals
 from ..apidoc import Op
 from ..apidoc import link
 from ..http import json_body
 from ..http import json_response
+from ..pagination import Window
 from ..schemas import BulkArgs
 from ..schemas import BulkDeleteArgsSchema
 from ..schemas import BulkGroupUpdateSchema
@@ -32,11 +35,13 @@ from ..schemas import dump_group_list
 from ..state import get_state
 from ..stats import fill_series
 from ..stats import period_buckets
+from ..storage import GROUP_STATUSES
 from ..storage import MAX_ID
 from ..storage import Group
 from ..storage import GroupChanges
 from ..storage import GroupQuery
 from ..storage import Project
+from ..storage import Storage
 from ..storage import group_sort_key
 from .base import FIRST_ID
 from .base import GROUP_FROM_PATH
@@ -80,6 +85,71 @@ def dump_groups(
         for group, out in zip(groups, dumped, strict=True):
             out["stats"] = {stats_period: stats[group.id]}
     return dumped if many else dumped[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolvedGroups:
+    """The groups one request changed from not resolved to resolved: how many, and their ids
+    when the request named its groups (see :func:`resolve_reporting`)."""
+
+    count: int = 0
+    ids: tuple[int, ...] = ()
+
+
+def resolve_reporting(
+    storage: Storage, project_id: int, selection: GroupQuery, update: GroupChanges
+) -> ResolvedGroups:
+    """Apply ``update`` (which resolves) first to the selected groups that are not resolved,
+    each UPDATE conditional on the status it expects, so what it matched is exactly what this
+    request resolved, whatever a concurrent request does. The caller then applies ``update``
+    to the whole selection as usual (a no-op for these groups).
+
+    Groups named by ``id`` (at most ``SENTRY_API_MAX_BULK_IDS``) are read once and resolved
+    one by one, so their ids are known (Sentry does the same); a selection by filters alone
+    may reach a whole project, so it is resolved with one UPDATE per status and only counted.
+    Called only when a receiver of ``issue_resolved`` is connected.
+    """
+    pending = tuple(status for status in GROUP_STATUSES if status != "resolved")
+    if selection.status is not None:
+        pending = tuple(status for status in pending if status == selection.status)
+    if selection.ids is None:
+        count = sum(
+            storage.update_groups(project_id, dataclasses.replace(selection, status=status), update)
+            for status in pending
+        )
+        return ResolvedGroups(count=count)
+    window = Window(op=None, value=0, descending=True, offset=0, limit=max(len(selection.ids), 1))
+    changed = [
+        group.id
+        for group in storage.list_groups(project_id, selection, window)
+        if group.status in pending
+        and storage.update_groups(
+            project_id, GroupQuery(ids=(group.id,), status=group.status), update
+        )
+    ]
+    return ResolvedGroups(count=len(changed), ids=tuple(changed))
+
+
+def send_resolved(storage: Storage, project: Project, resolved: ResolvedGroups) -> None:
+    """Send ``issue_resolved`` for what :func:`resolve_reporting` resolved (after its commits),
+    with the named groups as stored now (one read)."""
+    if not resolved.count:
+        return
+    groups: tuple[Group, ...] = ()
+    if resolved.ids:
+        window = Window(op=None, value=0, descending=True, offset=0, limit=len(resolved.ids))
+        listed = storage.list_groups(project.id, GroupQuery(ids=resolved.ids), window)
+        order = {group_id: index for index, group_id in enumerate(resolved.ids)}
+        groups = tuple(sorted(listed, key=lambda group: order[group.id]))
+    link = permalink(project)
+    signals.send(
+        signals.issue_resolved,
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        project=project,
+        groups=groups,
+        permalinks=tuple(link(group) for group in groups),
+        count=resolved.count,
+    )
 
 
 def _check_bulk_changes(
@@ -147,7 +217,7 @@ class ProjectGroupIndexView(APIView):
         )
 
     def put(self, project_id: int) -> Response:
-        self.project_for_key(project_id)
+        project = self.project_for_key(project_id)
         args: BulkArgs = self.query_args()
         ids = args.ids
         selection = dataclasses.replace(args.selection, ids=ids)
@@ -163,8 +233,14 @@ class ProjectGroupIndexView(APIView):
             result["merge"] = {"parent": str(parent), "children": [str(c) for c in children]}
             selection = GroupQuery(ids=(parent,))
         update = GroupChanges(**{name: changes.get(name) for name in _CHANGE_FIELDS})
+        reporting = update.status == "resolved" and bool(signals.issue_resolved.receivers)
+        resolved = ResolvedGroups()
+        if reporting:
+            resolved = resolve_reporting(self.storage, project_id, selection, update)
         matched = self.storage.update_groups(project_id, selection, update)
-        if ids is not None and not matched and "merge" not in result:
+        if reporting:
+            send_resolved(self.storage, project, resolved)
+        if ids is not None and not (matched or resolved.count) and "merge" not in result:
             return json_response(None, 204)
         if update.status is not None:
             result["status"] = update.status
@@ -239,8 +315,15 @@ class GroupDetailsView(APIView):
         group, project = self.group_for_key(group_id)
         changes = GroupUpdateSchema().load(json_body())
         update = GroupChanges(**changes)
+        resolved = ResolvedGroups()
+        if update.status == "resolved" and signals.issue_resolved.receivers:
+            resolved = resolve_reporting(
+                self.storage, project.id, GroupQuery(ids=(group.id,)), update
+            )
         if not update.is_empty():
             self.storage.update_groups(project.id, GroupQuery(ids=(group.id,)), update)
+        if resolved.count:
+            send_resolved(self.storage, project, resolved)
         updated = self.storage.get_group(group.id)
         if updated is None:
             raise errors.NotFound()
