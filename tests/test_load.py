@@ -489,14 +489,16 @@ def bare_boot_app(database_url: str) -> Flask:
 #: schema until every other one has got that far too: argv = worker number, workers, folder.
 #: It leaves ``ready-N`` before waiting, ``done-N`` once ``init_schema()`` returned, and
 #: ``passed-N``: how many workers were ready and how many done as it went on, and whether it
-#: ran the migration itself (the others find the tables at head once it has).
+#: made or migrated the schema itself (the others find the tables at head once it has).
 BOOT_WORKER = """
 import json, pathlib, sys, time
 from alembic import command
+from alembic.runtime.migration import MigrationContext
 from flask_sentry_api import SQLAlchemyStorage
 
 number, workers, folder = sys.argv[1], int(sys.argv[2]), pathlib.Path(sys.argv[3])
 real_init_schema, real_upgrade = SQLAlchemyStorage.init_schema, command.upgrade
+real_stamp = MigrationContext.stamp
 migrated = []
 
 def count(pattern):
@@ -518,7 +520,12 @@ def upgrade(*args, **kwargs):
     migrated.append(True)
     return real_upgrade(*args, **kwargs)
 
+def stamp(*args, **kwargs):  # an empty database is made at head, then stamped
+    migrated.append(True)
+    return real_stamp(*args, **kwargs)
+
 SQLAlchemyStorage.init_schema, command.upgrade = init_schema, upgrade
+MigrationContext.stamp = stamp
 import example_app
 example_app.create_app({"EXAMPLE_CREATE_DEMO_PROJECT": False})
 """
