@@ -48,7 +48,6 @@ from flask_sentry_api.testing import make_event
 UTC = timezone.utc
 
 
-
 def _worker_database_url(url: str) -> str:
     """``url``, or under a pytest-xdist worker on PostgreSQL, ``url`` with that worker's own
     schema of the same database first on its search path: workers run at once and every
