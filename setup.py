@@ -45,6 +45,8 @@ setup(
         # sentry-sdk sends Content-Encoding: br whenever the client has brotli; without a
         # decoder the server answers 415 and the SDK drops the event without retrying.
         "brotli>=1.1",
+        # The API's JSON responses (flask_sentry_api.http.encode_json), same bytes as jsonify.
+        "orjson>=3.9",
         # Rate-limit windows (Flask-Limiter's core): memory:// here, redis:// with [redis].
         "limits>=4.0",
     ],
@@ -52,6 +54,9 @@ setup(
         "brotli": ["brotli>=1.1"],
         # SENTRY_API_RATE_LIMIT_STORAGE_URI = "redis://...": limits shared by workers and hosts.
         "redis": ["limits[redis]>=4.0"],
+        # SENTRY_API_INGEST_MODE = "celery": the endpoint enqueues, Celery workers store
+        # (README "Queue mode"). kombu's Redis transport needs redis-py; RabbitMQ needs nothing more.
+        "celery": ["celery[redis]>=5.3"],
         "postgres": ["psycopg[binary]>=3.1"],
         # The benchmarks and their Django REST framework peer (benchmarks/).
         "bench": [
@@ -89,6 +94,8 @@ setup(
             "Flask-WTF>=1.2",
             # A host app migrating its own models with Flask-Migrate beside the package's.
             "Flask-Migrate>=4.0",
+            # Queue mode (tests/test_queue_mode.py): a real worker process and broker.
+            "celery[redis]>=5.3",
         ],
     },
     classifiers=[

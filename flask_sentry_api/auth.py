@@ -15,6 +15,10 @@ key``, SPEC §2), and only a request sending no ``Authorization`` at all is told
 was provided. Both paths accept the same key forms
 (:data:`~flask_sentry_api.ingest.auth.PUBLIC_KEY_PATTERN`). A DSN's public key alone (Basic
 ``<public>:``) is never a credential: an empty password means a token.
+
+The keys and tokens a lookup finds are kept for ``SENTRY_API_CREDENTIAL_CACHE_TTL``
+seconds per app (:class:`~flask_sentry_api.state.CredentialCache`); the secret is still
+compared in constant time on every request.
 """
 
 from __future__ import annotations
@@ -103,7 +107,14 @@ def _lookup_key(public_key: str) -> ProjectKey | None:
     state = get_state()
     if not is_public_key(public_key) or not (state.key_lookup_injected or is_hex_key(public_key)):
         return None
-    key = state.key_lookup(normalize_public_key(public_key))
+    # What is cached is the key as checked below: a host's key of a missing project is
+    # never kept, so it is asked (and logged) again each time.
+    return state.credentials.key(normalize_public_key(public_key), _checked_lookup)
+
+
+def _checked_lookup(public_key: str) -> ProjectKey | None:
+    state = get_state()
+    key = state.key_lookup(public_key)
     if key is None or not state.key_lookup_injected:
         return key
     if not isinstance(key, ProjectKey):
@@ -170,7 +181,8 @@ def check_token(token: str) -> Credential:
 
     :raises AuthenticationFailed: unknown or revoked token (the same 401 as a bad key).
     """
-    found = get_state().token_lookup(token) if plausible_token(token) else None
+    state = get_state()
+    found = state.credentials.token(token, state.token_lookup) if plausible_token(token) else None
     if found is None:
         raise AuthenticationFailed(_INVALID[ROLE_API])
     return Credential(found.project_id, frozenset(found.scopes), token=found)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import importlib.util
 import re
 import string
 import typing as t
@@ -33,6 +34,10 @@ DEFAULTS: dict[str, t.Any] = {
     # ``callable(token) -> AuthToken | None`` or a "module:attr" string; None asks the
     # storage (by the token's hash) when it keeps tokens.
     "SENTRY_API_TOKEN_LOOKUP": None,
+    # Seconds a key or token the lookup found is trusted without asking again (per app and
+    # process; changes made through this process's storage apply at once, other processes'
+    # within this time); 0: ask on every request.
+    "SENTRY_API_CREDENTIAL_CACHE_TTL": 5,
     # The slug of the one organization in /organizations/<org>/ and /projects/<org>/... paths.
     "SENTRY_API_ORGANIZATION": "sentry",
     "SENTRY_API_URL_PREFIX": "/api/0",
@@ -64,7 +69,28 @@ DEFAULTS: dict[str, t.Any] = {
     "SENTRY_API_RATE_LIMIT_STORAGE_URI": "memory://",
     # The ``limits`` strategy: fixed-window, sliding-window-counter or moving-window.
     "SENTRY_API_RATE_LIMIT_STRATEGY": "fixed-window",
+    # "sync": the ingestion request stores the event. "celery": it authenticates,
+    # rate-limits, trims and enqueues the event, and Celery workers store it (the [celery]
+    # extra; README "Queue mode").
+    "SENTRY_API_INGEST_MODE": "sync",
+    # The host's Celery app to publish with (an instance or a "module:attr" string); None
+    # builds one on SENTRY_API_CELERY_BROKER_URL.
+    "SENTRY_API_CELERY_APP": None,
+    # The broker of the package's own Celery app, e.g. "redis://127.0.0.1:6379/0" or
+    # "amqp://guest:guest@127.0.0.1:5672//"; needed in "celery" mode without a Celery app.
+    "SENTRY_API_CELERY_BROKER_URL": None,
+    # The queue events are published to (what `celery worker -Q` consumes).
+    "SENTRY_API_CELERY_QUEUE": "sentry_api",
+    # Seconds to connect to the broker and have a message confirmed before answering 503.
+    "SENTRY_API_CELERY_PUBLISH_TIMEOUT": 2,
+    # The Retry-After (seconds) of the 503 an SDK gets while the broker is down.
+    "SENTRY_API_CELERY_RETRY_AFTER": 30,
+    # More Celery settings for the package's own Celery app (a dict, e.g.
+    # {"broker_transport_options": {"visibility_timeout": 60}}), over its defaults.
+    "SENTRY_API_CELERY_OPTIONS": None,
 }
+
+INGEST_MODES = ("sync", "celery")
 
 _PERMALINK_FIELDS = {"base_url", "project_id", "project_slug", "group_id"}
 _PREFIX = "SENTRY_API_"
@@ -98,6 +124,14 @@ class Settings:
     api_rate_limit: RateLimit | None
     rate_limit_storage_uri: str
     rate_limit_strategy: str
+    credential_cache_ttl: float = 5.0
+    ingest_mode: str = "sync"
+    celery_app: t.Any = None
+    celery_broker_url: str | None = None
+    celery_queue: str = "sentry_api"
+    celery_publish_timeout: float = 2
+    celery_retry_after: int = 30
+    celery_options: t.Mapping[str, t.Any] = dataclasses.field(default_factory=dict)
 
 
 def load_settings(config: t.MutableMapping[str, t.Any]) -> Settings:
@@ -178,7 +212,59 @@ def load_settings(config: t.MutableMapping[str, t.Any]) -> Settings:
             raise ConfigurationError(f"{key} must be a non-empty string, got {value!r}")
         return value
 
+    ingest_mode = config["SENTRY_API_INGEST_MODE"]
+    if ingest_mode not in INGEST_MODES:
+        raise ConfigurationError(
+            f"SENTRY_API_INGEST_MODE must be one of {', '.join(map(repr, INGEST_MODES))},"
+            f" got {ingest_mode!r}"
+        )
+    celery_app = config["SENTRY_API_CELERY_APP"]
+    broker_url = config["SENTRY_API_CELERY_BROKER_URL"]
+    if broker_url is not None:
+        text("SENTRY_API_CELERY_BROKER_URL")
+    if celery_app is not None:
+        celery_app = resolve(celery_app, "SENTRY_API_CELERY_APP")
+        if not callable(getattr(celery_app, "send_task", None)):
+            raise ConfigurationError(
+                f"SENTRY_API_CELERY_APP must be a Celery app (or name one), got {celery_app!r}"
+            )
+    if ingest_mode == "celery":
+        _check_celery_installed()
+        if celery_app is None and broker_url is None:
+            raise ConfigurationError(
+                'SENTRY_API_INGEST_MODE = "celery" needs SENTRY_API_CELERY_APP (the host\'s'
+                " Celery app) or SENTRY_API_CELERY_BROKER_URL (a broker for the package's own)"
+            )
+    publish_timeout = config["SENTRY_API_CELERY_PUBLISH_TIMEOUT"]
+    if (
+        isinstance(publish_timeout, bool)
+        or not isinstance(publish_timeout, (int, float))
+        or not publish_timeout > 0
+    ):
+        raise ConfigurationError(
+            "SENTRY_API_CELERY_PUBLISH_TIMEOUT must be a positive number of seconds,"
+            f" got {publish_timeout!r}"
+        )
+    celery_options = config["SENTRY_API_CELERY_OPTIONS"]
+    if celery_options is None:
+        celery_options = {}
+    if not isinstance(celery_options, dict) or not all(isinstance(k, str) for k in celery_options):
+        raise ConfigurationError(
+            f"SENTRY_API_CELERY_OPTIONS must be a dict of Celery settings, got {celery_options!r}"
+        )
+
+    cache_ttl = config["SENTRY_API_CREDENTIAL_CACHE_TTL"]
+    if (
+        isinstance(cache_ttl, bool)
+        or not isinstance(cache_ttl, (int, float))
+        or not 0 <= cache_ttl <= 3600
+    ):
+        raise ConfigurationError(
+            "SENTRY_API_CREDENTIAL_CACHE_TTL must be a number of seconds from 0 (no cache)"
+            f" to 3600, got {cache_ttl!r}"
+        )
     return Settings(
+        credential_cache_ttl=float(cache_ttl),
         url_prefix=prefix("SENTRY_API_URL_PREFIX"),
         ingest_url_prefix=prefix("SENTRY_API_INGEST_URL_PREFIX"),
         default_page_size=default_page_size,
@@ -196,7 +282,23 @@ def load_settings(config: t.MutableMapping[str, t.Any]) -> Settings:
         api_rate_limit=rate_limit("SENTRY_API_RATE_LIMIT"),
         rate_limit_storage_uri=text("SENTRY_API_RATE_LIMIT_STORAGE_URI"),
         rate_limit_strategy=text("SENTRY_API_RATE_LIMIT_STRATEGY"),
+        ingest_mode=ingest_mode,
+        celery_app=celery_app,
+        celery_broker_url=broker_url,
+        celery_queue=text("SENTRY_API_CELERY_QUEUE"),
+        celery_publish_timeout=float(publish_timeout),
+        celery_retry_after=positive_int("SENTRY_API_CELERY_RETRY_AFTER"),
+        celery_options=celery_options,
     )
+
+
+def _check_celery_installed() -> None:
+    # Found, not imported: the core loads no Celery, and the glue imports it when it publishes.
+    if importlib.util.find_spec("celery") is None:
+        raise ConfigurationError(
+            'SENTRY_API_INGEST_MODE = "celery" needs Celery: pip install'
+            " 'flask-sentry-api[celery]'"
+        )
 
 
 def _warn_unknown_keys(config: t.Mapping[str, t.Any]) -> None:

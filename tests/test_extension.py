@@ -174,6 +174,16 @@ BAD_SETTINGS: list[tuple[str, object]] = [
     ("SENTRY_API_RATE_LIMIT_STORAGE_URI", "nowhere://"),
     ("SENTRY_API_RATE_LIMIT_STORAGE_URI", ""),
     ("SENTRY_API_RATE_LIMIT_STRATEGY", "leaky-bucket"),
+    ("SENTRY_API_CREDENTIAL_CACHE_TTL", -1),
+    ("SENTRY_API_CREDENTIAL_CACHE_TTL", "5"),
+    ("SENTRY_API_INGEST_MODE", "queue"),
+    ("SENTRY_API_CELERY_APP", "no_such_module:celery"),
+    ("SENTRY_API_CELERY_APP", "collections:OrderedDict"),
+    ("SENTRY_API_CELERY_BROKER_URL", ""),
+    ("SENTRY_API_CELERY_QUEUE", ""),
+    ("SENTRY_API_CELERY_PUBLISH_TIMEOUT", 0),
+    ("SENTRY_API_CELERY_RETRY_AFTER", 0),
+    ("SENTRY_API_CELERY_OPTIONS", ["broker_url"]),
 ]
 
 

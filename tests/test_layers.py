@@ -66,7 +66,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "signals.py",
         "ingest/*",
     ),
-    "glue": ("state.py", "http.py", "auth.py", "throttling.py", "csrf.py"),
+    "glue": ("state.py", "http.py", "auth.py", "throttling.py", "csrf.py", "queue.py"),
     "views": (
         "views/*",
         "openapi.py",
@@ -75,7 +75,14 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "*_views.py",
         "openapi_view.py",
     ),
-    "wiring": ("__init__.py", "blueprint.py", "extension.py", "cli.py", "pytest_plugin.py"),
+    "wiring": (
+        "__init__.py",
+        "blueprint.py",
+        "extension.py",
+        "cli.py",
+        "pytest_plugin.py",
+        "worker.py",
+    ),
     "storages": (
         "sqlalchemy_storage/*",
         "models.py",

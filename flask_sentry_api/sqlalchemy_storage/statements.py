@@ -150,6 +150,16 @@ def in_ids(dialect: str, column: t.Any, ids: t.Any) -> ColumnElement[bool]:
     return t.cast("ColumnElement[bool]", column.in_(ids))
 
 
+def in_ids_parameter(dialect: str, column: t.Any, name: str) -> ColumnElement[bool]:
+    """``column IN :name`` for a statement built once (:class:`StatementCache`): the ids
+    are bound at execution, as an array on PostgreSQL (see :func:`in_ids`), else as an
+    expanding parameter."""
+    if dialect == "postgresql":
+        parameter = sa.bindparam(name, type_=postgresql.ARRAY(sa.BigInteger()))
+        return t.cast("ColumnElement[bool]", column == sa.any_(parameter))
+    return t.cast("ColumnElement[bool]", column.in_(sa.bindparam(name, expanding=True)))
+
+
 # -- keyset reads ------------------------------------------------------------------------------
 def from_epoch(seconds: int) -> datetime:
     """The aware UTC datetime of Unix ``seconds``, clamped to the representable range."""
@@ -205,10 +215,16 @@ class StatementCache:
     """
 
     def __init__(self) -> None:
-        self._statements: dict[tuple[str, str], t.Any] = {}
+        self._statements: dict[tuple[t.Hashable, str], t.Any] = {}
 
-    def get(self, connection: sa.Connection, name: str, build: t.Callable[[], t.Any]) -> t.Any:
-        """The statement ``build()`` returns, built once per dialect (``connection``'s)."""
+    def get(
+        self, connection: sa.Connection, name: t.Hashable, build: t.Callable[[], t.Any]
+    ) -> t.Any:
+        """The statement ``build()`` returns, built once per dialect (``connection``'s).
+
+        ``name`` is any hashable: a string, or a tuple naming the shape of a query whose
+        statement differs with the filters it has (:meth:`list_groups`).
+        """
         # The connection's dialect, not the storage's, which asks the session for its bind
         # again for each statement an event looks up.
         cache_key = (name, connection.dialect.name)

@@ -26,6 +26,12 @@ if t.TYPE_CHECKING:
     from ..pagination import Window
 
 
+#: Group lists with at most this many tag filters (and no free text) run a statement built
+#: once per shape; more filters are rare enough to be built per request, which bounds the
+#: statements kept.
+_CACHED_TAG_FILTERS = 4
+
+
 class SQLAlchemyStorage(EventWriter):
     """Storage on a Flask-SQLAlchemy ``db``; its tables are named ``<table_prefix>*``.
 
@@ -246,10 +252,25 @@ class SQLAlchemyStorage(EventWriter):
 
     @sql.translating_errors
     def list_groups(self, project_id: int, query: s.GroupQuery, window: Window) -> list[s.Group]:
+        connection = self.session.connection()
+        params: dict[str, t.Any] = {}
+        if query.text or len(query.tags) > _CACHED_TAG_FILTERS:
+            stmt = self._group_search_statement(project_id, query, window)
+        else:
+            stmt, params = self._group_page_statement(connection, project_id, query, window)
+        # Plain rows on the session's connection, not ORM entities nor the ORM's result
+        # machinery: a page is read-only, and building and registering a hundred instances
+        # in the identity map cost as much as the query itself.
+        return records.groups(connection.execute(stmt, params).all())
+
+    def _group_search_statement(
+        self, project_id: int, query: s.GroupQuery, window: Window
+    ) -> sa.Select[t.Any]:
+        """A page of groups, built for this request (free-text searches, many tags)."""
         Group = self.models.Group
         column, seconds = self._sort_column(query.sort)
-        stmt = sql.keyset(
-            sa.select(*records.group_columns(Group.__table__)).where(
+        return sql.keyset(
+            sa.select(*records.group_list_columns(Group.__table__)).where(
                 *self._group_conditions(project_id, query)
             ),
             window,
@@ -257,9 +278,100 @@ class SQLAlchemyStorage(EventWriter):
             Group.id,
             seconds=seconds,
         )
-        # Plain rows, not ORM entities: a page is read-only, and building and registering
-        # a hundred instances in the identity map cost as much as the query itself.
-        return [records.group(row) for row in self.session.execute(stmt)]
+
+    def _group_page_statement(
+        self, connection: sa.Connection, project_id: int, query: s.GroupQuery, window: Window
+    ) -> tuple[sa.Select[t.Any], dict[str, t.Any]]:
+        """A page of groups without free text: the statement of the query's shape (which
+        filters, which sort, which bound), built once, and this request's values for it.
+
+        Building the statement (its conditions, the keyset bound, SQLAlchemy's coercions
+        and cache key) cost more than running it: a list page reuses one per shape.
+        """
+        name = s.SORT_ATTRIBUTES.get(query.sort, "last_seen")
+        shape = (
+            "group_page",
+            name,
+            window.op,
+            window.descending,
+            query.status is not None,
+            query.ids is not None,
+            query.since is not None,
+            query.until is not None,
+            len(query.tags),
+        )
+        params: dict[str, t.Any] = {
+            "b_project": project_id,
+            "b_offset": window.offset,
+            "b_limit": window.limit,
+        }
+        if query.status is not None:
+            params["b_status"] = query.status
+        if query.ids is not None:
+            params["b_ids"] = list(query.ids)
+        if query.since is not None:
+            params["b_since"] = query.since
+        if query.until is not None:
+            params["b_until"] = query.until
+        for index, (key, value) in enumerate(query.tags):
+            params[f"b_tag_key_{index}"], params[f"b_tag_value_{index}"] = key, value
+        Group = self.models.Group.__table__
+        seconds = isinstance(Group.c[name].type, UTCDateTime)
+        if window.op is not None:
+            if seconds and window.op == "==":
+                params["b_key"], params["b_key_end"] = (
+                    sql.from_epoch(window.value),
+                    sql.from_epoch(window.value + 1),
+                )
+            elif seconds:
+                params["b_key"] = sql.from_epoch(window.value + 1)
+            else:
+                params["b_key"] = window.value
+
+        def build() -> sa.Select[t.Any]:
+            GTV = self.models.GroupTagValue.__table__
+            column = Group.c[name]
+            conditions: list[ColumnElement[bool]] = [
+                Group.c.project_id == sa.bindparam("b_project")
+            ]
+            if query.status is not None:
+                conditions.append(Group.c.status == sa.bindparam("b_status"))
+            if query.ids is not None:
+                dialect = connection.dialect.name
+                conditions.append(sql.in_ids_parameter(dialect, Group.c.id, "b_ids"))
+            if query.since is not None:
+                conditions.append(Group.c.last_seen >= sa.bindparam("b_since"))
+            if query.until is not None:
+                conditions.append(Group.c.last_seen <= sa.bindparam("b_until"))
+            for index in range(len(query.tags)):
+                conditions.append(
+                    sa.exists().where(
+                        GTV.c.group_id == Group.c.id,
+                        GTV.c.key == sa.bindparam(f"b_tag_key_{index}"),
+                        GTV.c.value == sa.bindparam(f"b_tag_value_{index}"),
+                    )
+                )
+            # The keyset bound of :func:`statements.key_bound`, its value a parameter.
+            if window.op is not None:
+                key: sa.BindParameter[t.Any] = sa.bindparam("b_key")
+                if seconds and window.op == "==":
+                    conditions += [column >= key, column < sa.bindparam("b_key_end")]
+                elif seconds:
+                    conditions.append(column < key if window.op == "<=" else column >= key)
+                else:
+                    conditions.append(
+                        {"<=": column <= key, "==": column == key, ">": column > key}[window.op]
+                    )
+            order = [c.desc() if window.descending else c.asc() for c in (column, Group.c.id)]
+            return (
+                sa.select(*records.group_list_columns(Group))
+                .where(*conditions)
+                .order_by(*order)
+                .offset(sa.bindparam("b_offset", type_=sa.Integer()))
+                .limit(sa.bindparam("b_limit", type_=sa.Integer()))
+            )
+
+        return self._statements.get(connection, shape, build), params
 
     @sql.translating_errors
     def count_groups_with_key(self, project_id: int, query: s.GroupQuery, key: int) -> int:
@@ -279,19 +391,30 @@ class SQLAlchemyStorage(EventWriter):
     def group_stats(
         self, group_ids: t.Sequence[int], resolution: int, start: int, end: int
     ) -> dict[int, dict[int, int]]:
-        GroupStat = self.models.GroupStat
+        GroupStat = self.models.GroupStat.__table__
         stats: dict[int, dict[int, int]] = {group_id: {} for group_id in group_ids}
         if not group_ids:
             return stats
-        rows = self.session.execute(
-            sa.select(GroupStat.group_id, GroupStat.bucket, GroupStat.count).where(
-                self._in_ids(GroupStat.group_id, list(group_ids)),
-                GroupStat.resolution == resolution,
-                GroupStat.bucket >= start,
-                GroupStat.bucket <= end,
-            )
+        connection = self.session.connection()
+        # Built once: a page's hundred ids go as one parameter (an expanding IN, or an
+        # array on PostgreSQL) instead of a hundred literals coerced for every request.
+        by_groups = self._statement(
+            connection,
+            "group_stats",
+            lambda: sa.select(GroupStat.c.group_id, GroupStat.c.bucket, GroupStat.c.count).where(
+                sql.in_ids_parameter(connection.dialect.name, GroupStat.c.group_id, "b_ids"),
+                GroupStat.c.resolution == sa.bindparam("b_resolution"),
+                GroupStat.c.bucket >= sa.bindparam("b_start"),
+                GroupStat.c.bucket <= sa.bindparam("b_end"),
+            ),
         )
-        for group_id, bucket, count in rows:
+        params = {
+            "b_ids": list(group_ids),
+            "b_resolution": resolution,
+            "b_start": start,
+            "b_end": end,
+        }
+        for group_id, bucket, count in connection.execute(by_groups, params).all():
             stats[group_id][int(bucket)] = int(count)
         return stats
 

@@ -33,8 +33,8 @@ from ..schemas import OrganizationGroupListArgsSchema
 from ..schemas import PageArgsSchema
 from ..schemas import dump_group_list
 from ..state import get_state
-from ..stats import fill_series
 from ..stats import period_buckets
+from ..stats import series_filler
 from ..storage import GROUP_STATUSES
 from ..storage import MAX_ID
 from ..storage import Group
@@ -75,15 +75,14 @@ def dump_groups(
     groups: t.Sequence[Group], project: Project, stats_period: str | None, *, many: bool = True
 ) -> t.Any:
     """Serialise groups, their ``stats`` computed in one storage call for all of them."""
-    stats: dict[int, list[list[int]]] = {}
+    dumped = dump_group_list(groups, project, permalink(project))
     if stats_period:
         resolution, first, last = period_buckets(stats_period, int(time.time()))
         counts = get_state().storage.group_stats([g.id for g in groups], resolution, first, last)
-        stats = {g.id: fill_series(counts.get(g.id, {}), first, last, resolution) for g in groups}
-    dumped = dump_group_list(groups, project, permalink(project))
-    if stats_period:
+        fill = series_filler(first, last, resolution)
+        empty: dict[int, int] = {}
         for group, out in zip(groups, dumped, strict=True):
-            out["stats"] = {stats_period: stats[group.id]}
+            out["stats"] = {stats_period: fill(counts.get(group.id, empty))}
     return dumped if many else dumped[0]
 
 

@@ -14,15 +14,11 @@ from datetime import datetime
 from datetime import timezone
 
 from flask import Response
-from flask import current_app
 from flask import jsonify
 from flask import request
-from flask import url_for
 from flask.views import MethodView
-from werkzeug.routing import BuildError
 
 from .. import errors
-from .. import signals
 from ..auth import check_sdk_credentials
 from ..http import error_response
 from ..http import header_safe
@@ -31,11 +27,11 @@ from ..ingest.body import decode_store_payload
 from ..ingest.body import read_body
 from ..ingest.envelope import parse_envelope
 from ..ingest.normalize import normalize_event
+from ..queue import enqueue_event
+from ..queue import needs_signals
+from ..queue import send_event_signals as send_event_signals
 from ..state import get_state
-from ..storage import Group
-from ..storage import Project
 from ..storage import ProjectKey
-from ..storage import SavedEvent
 from ..throttling import throttle_ingestion
 
 #: Headers a browser SDK may always send (Sentry's list); a preflight's own requested
@@ -97,14 +93,13 @@ class IngestView(MethodView):
         if payload is None:
             return jsonify({})
         event = normalize_event(payload, received=datetime.now(timezone.utc))
+        if settings.ingest_mode == "celery":
+            # Answered only once the broker holds the event; a worker stores it.
+            enqueue_event(project_id, event)
+            return jsonify({"id": event.event_id})
         saved = state.storage.save_event(project_id, event)
-        # The storage has committed: receivers may only add to a success. The check keeps the
-        # hot path free of the project read when no receiver is connected.
-        if saved.created and (
-            signals.event_stored.receivers
-            or (saved.is_new_group and signals.issue_created.receivers)
-            or (saved.is_regression and signals.issue_regressed.receivers)
-        ):
+        # The storage has committed: receivers may only add to a success.
+        if needs_signals(saved):
             send_event_signals(project_id, saved)
         return jsonify({"id": event.event_id})
 
@@ -120,44 +115,6 @@ class IngestView(MethodView):
         if "*" not in allowed and request.headers["Origin"] not in allowed:
             shown = header_safe(request.headers["Origin"][:100])
             raise errors.PermissionDenied(f"Invalid origin: {shown}")
-
-
-def send_event_signals(project_id: int, saved: SavedEvent) -> None:
-    """Send :data:`~flask_sentry_api.signals.event_stored`, then ``issue_created`` or
-    ``issue_regressed``, for an event the storage has committed."""
-    project = get_state().storage.get_project(project_id)
-    if project is None:  # deleted since the event was stored: nothing left to alert about
-        return
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    kwargs = {
-        "project": project,
-        "group": saved.group,
-        "event": saved.event,
-        "permalink": group_permalink(project, saved.group),
-    }
-    signals.send(signals.event_stored, app, **kwargs)
-    if saved.is_new_group:
-        signals.send(signals.issue_created, app, **kwargs)
-    elif saved.is_regression:
-        signals.send(signals.issue_regressed, app, **kwargs)
-
-
-def group_permalink(project: Project, group: Group) -> str | None:
-    """The group's ``permalink`` as the API serialises it (``SENTRY_API_PERMALINK_TEMPLATE``,
-    or the group's API URL); None when neither can be built (only this blueprint is
-    registered, and no template)."""
-    template = get_state().settings.permalink_template
-    if template is not None:
-        return template.format(
-            base_url=request.host_url.rstrip("/"),
-            project_id=project.id,
-            project_slug=project.slug,
-            group_id=group.id,
-        )
-    try:
-        return url_for("sentry_api.group_details", group_id=group.id, _external=True)
-    except BuildError:
-        return None
 
 
 def store_payload(raw: bytes) -> dict[str, t.Any] | None:
