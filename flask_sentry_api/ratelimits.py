@@ -23,6 +23,8 @@ import typing as t
 from limits import RateLimitItem
 from limits import RateLimitItemPerSecond
 from limits.errors import ConfigurationError as LimitsConfigurationError
+from limits.storage import MemoryStorage
+from limits.storage import Storage
 from limits.storage import storage_from_string
 from limits.strategies import STRATEGIES
 from limits.strategies import RateLimiter as Strategy
@@ -39,6 +41,36 @@ STRATEGY_NAMES = tuple(STRATEGIES)
 _REDIS_TIMEOUTS = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
 _KEY_PREFIX = "sentry_api"
 _WARN_EVERY = 60.0
+
+
+class SweepingMemoryStorage(MemoryStorage):
+    """``memory://`` without a thread per hit.
+
+    ``limits``' in-memory storage expires windows from a timer thread, which it starts anew
+    on every hit once the last one has finished (10 ms later): on nearly every ingestion
+    request, a tenth of its cost in a profile. Here the hit itself sweeps the expired
+    windows, at most once a second; a window's own expiry is checked as it is read anyway.
+    """
+
+    SWEEP_EVERY = 1.0
+
+    def __init__(self, uri: str | None = None, **options: t.Any) -> None:
+        self._swept_at = time.monotonic()
+        super().__init__(uri, **options)
+
+    # The name ``MemoryStorage.__schedule_expiry`` has inside ``limits``.
+    def _MemoryStorage__schedule_expiry(self) -> None:
+        now = time.monotonic()
+        if now - self._swept_at >= self.SWEEP_EVERY:
+            self._swept_at = now
+            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+
+
+def _storage(storage_uri: str, options: dict[str, t.Any]) -> Storage:
+    if storage_uri.startswith("memory://"):
+        return SweepingMemoryStorage(storage_uri, **options)
+    # A synchronous scheme gives a synchronous storage.
+    return t.cast(Storage, storage_from_string(storage_uri, **options))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +106,7 @@ class RateLimiter:
             options.update(_REDIS_TIMEOUTS)
             options["key_prefix"] = _KEY_PREFIX
         try:
-            self.storage = storage_from_string(storage_uri, **options)
+            self.storage = _storage(storage_uri, options)
         except LimitsConfigurationError as exc:
             raise ConfigurationError(f"SENTRY_API_RATE_LIMIT_STORAGE_URI: {exc}") from exc
         if strategy not in STRATEGIES:

@@ -27,10 +27,13 @@ import requests
 import sentry_sdk
 from flask import Flask
 from flask.testing import FlaskClient
+from limits.storage import memory as limits_memory
 
 from flask_sentry_api import get_state
 from flask_sentry_api.errors import ConfigurationError
 from flask_sentry_api.memory_storage import MemoryStorage
+from flask_sentry_api.ratelimits import RateLimiter
+from flask_sentry_api.ratelimits import SweepingMemoryStorage
 from flask_sentry_api.storage import ROLE_API
 from flask_sentry_api.storage import ROLE_STORE
 from flask_sentry_api.storage import Project
@@ -524,3 +527,31 @@ def test_a_gigabyte_gzip_bomb_from_an_over_limit_key_is_refused_at_once(
     # A figure for the README, not a threshold: these machines are shared and noisy.
     with capsys.disabled():
         print(f"\n1 GiB gzip bomb ({len(bomb):,} bytes), over-limit key: 429 in {elapsed:.3f} s")
+
+
+def test_memory_windows_start_no_thread_per_hit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``limits``' memory storage starts an expiry thread on a hit once its last one has
+    finished; ours sweeps on the hit instead, and still counts and expires windows."""
+    started: list[object] = []
+
+    class CountedTimer(limits_memory.threading.Timer):
+        def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+            started.append(self)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(limits_memory.threading, "Timer", CountedTimer)
+    limiter = RateLimiter("memory://")
+    started.clear()  # the one timer the storage starts when it is made
+    decisions = []
+    for _ in range(20):
+        limiter.storage.timer.join()  # the moment limits would start another thread
+        decisions.append(limiter.hit(RateLimit(15, 60), "ingest", "key").allowed)
+    assert started == []
+    assert decisions == [True] * 15 + [False] * 5
+
+    monkeypatch.setattr(SweepingMemoryStorage, "SWEEP_EVERY", 0.0)
+    limiter.storage.expirations = dict.fromkeys(limiter.storage.expirations, 0.0)
+    assert limiter.hit(RateLimit(15, 60), "ingest", "other").allowed
+    # The hit swept the expired window of "key" away; "other" has its own.
+    windows = [name for name in limiter.storage.storage if "/ingest/" in name]
+    assert len(windows) == 1 and "/ingest/other/" in windows[0], windows
