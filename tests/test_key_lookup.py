@@ -90,16 +90,6 @@ def app(request: pytest.FixtureRequest, host_keys: HostKeys) -> t.Iterator[Flask
         app.extensions["sqlalchemy"].engine.dispose()
 
 
-@pytest.fixture
-def storage(app: Flask) -> Storage:
-    return get_state(app).storage
-
-
-@pytest.fixture
-def project(storage: Storage) -> Project:
-    return storage.create_project("Web")
-
-
 def store(
     client: FlaskClient, project_id: int, headers: dict[str, str] | None = None, **args: str
 ) -> tuple[t.Any, str]:
