@@ -29,7 +29,15 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["flask_sentry_api", "flask_sentry_api.*"]),
     package_data={
-        "flask_sentry_api": ["py.typed", "migrations/script.py.mako", "migrations/versions/*.py"]
+        "flask_sentry_api": [
+            "py.typed",
+            "migrations/script.py.mako",
+            "migrations/versions/*.py",
+            # The dashboard's templates, stylesheet and script (flask_sentry_api.dashboard).
+            "dashboard/templates/sentry_dashboard/*.html",
+            "dashboard/static/*.css",
+            "dashboard/static/*.js",
+        ]
     },
     include_package_data=True,
     install_requires=[
@@ -49,6 +57,10 @@ setup(
         "orjson>=3.9",
         # Rate-limit windows (Flask-Limiter's core): memory:// here, redis:// with [redis].
         "limits>=4.0",
+        # Swagger UI's files for the API reference page (<prefix>/docs/): only its dist/
+        # folder is used. It depends on Flask alone; Swagger UI 5 is the first to read
+        # OpenAPI 3.1 (our document), so not the 4.x releases.
+        "flask-swagger-ui>=5.0",
     ],
     extras_require={
         "brotli": ["brotli>=1.1"],
@@ -63,7 +75,7 @@ setup(
             "gunicorn>=23.0",
             "requests>=2.31",
             "psycopg[binary]>=3.1",
-            "Django>=5.0",
+            "Django>=5.2",  # the peer's CompositePrimaryKey
             "djangorestframework>=3.15",
             "pyinstrument>=4.6",
         ],
@@ -96,6 +108,9 @@ setup(
             "Flask-Migrate>=4.0",
             # Queue mode (tests/test_queue_mode.py): a real worker process and broker.
             "celery[redis]>=5.3",
+            # The dashboard's browser tests drive the system's Chromium and chromedriver
+            # (Debian's chromium, chromium-driver); Selenium is given the driver's path.
+            "selenium>=4.51",
         ],
     },
     classifiers=[

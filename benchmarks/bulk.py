@@ -165,6 +165,7 @@ def run(ctx: Context) -> dict[str, t.Any]:
         ctx.backend.drop(ours_copy)
         ctx.backend.drop(raw_copy)
     return {
+        "loadgen": "python, one request each",
         "ours": ours,
         "raw_sql": raw,
         "ratio_resolve": round(ours["resolve_s"] / raw["resolve_s"], 3),

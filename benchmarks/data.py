@@ -150,13 +150,15 @@ class Backend:
             db_name = f"{self._pg_base()}_{name.replace('-', '_')}"[:63]
             url = self._pg_url(db_name)
             if not self._pg_exists(db_name):
-                partial = f"{db_name[:55]}_partial"
-                self._pg_create(partial)
-                _seed(self._pg_url(partial), groups, events_per_group, log)
-                _analyze(self._pg_url(partial))
+                partial_db = f"{db_name[:55]}_partial"
+                self._pg_create(partial_db)
+                _seed(self._pg_url(partial_db), groups, events_per_group, log)
+                _analyze(self._pg_url(partial_db))
                 engine = self._admin()
                 with engine.connect() as connection:
-                    connection.exec_driver_sql(f'ALTER DATABASE "{partial}" RENAME TO "{db_name}"')
+                    connection.exec_driver_sql(
+                        f'ALTER DATABASE "{partial_db}" RENAME TO "{db_name}"'
+                    )
                 engine.dispose()
         public, secret = _project_key(url)
         return Dataset(url, public, secret, groups, events_per_group)

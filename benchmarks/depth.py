@@ -144,6 +144,7 @@ def run(ctx: Context, ours: server.Server, dataset: Dataset) -> dict[str, t.Any]
     first, deepest = rows[0], rows[-1]
     return {
         "groups": dataset.groups,
+        "loadgen": f"python, 1 connection, median of {repeats} sequential requests",
         "repeats": repeats,
         "pages": rows,
         "ratio_deepest_first_ours": round(deepest["ours_http_ms"] / first["ours_http_ms"], 3),

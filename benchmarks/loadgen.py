@@ -1,9 +1,13 @@
-"""A light HTTP load generator: one process per connection slot, raw sockets, fixed duration.
+"""The fallback HTTP load generator (when wrk is not installed): one process per connection
+slot, raw sockets, fixed duration; and single requests for the sequential benchmarks.
 
 gunicorn's sync workers close the connection after every response, so each request opens
 a new TCP connection (as a client of such a server would) and reads until EOF. Request
 bytes are built before the clock starts; the measuring loop only connects, sends, reads
-and looks at the status code, so the generator costs far less CPU than the server.
+and looks at the status code. Even so, it is Python: on two cores it tops out near
+1,700-1,900 requests/s, below what a bare Flask app serves, so a ceiling measured with it
+is understated and every ratio to that ceiling overstated. :mod:`benchmarks.wrk` is used
+whenever wrk is on PATH, and every result names the generator that produced it.
 """
 
 from __future__ import annotations
@@ -12,10 +16,12 @@ import base64
 import multiprocessing
 import socket
 import time
+import typing as t
 from array import array
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field
 
 
 def build_request(
@@ -47,9 +53,18 @@ class LoadResult:
     p50_ms: float
     p99_ms: float
     wrapped: bool
+    #: Which generator made the load: "wrk 4.1.0 -t2 -c16" or "python -c4".
+    generator: str = ""
+    #: Errors by kind, where the generator tells them apart (wrk does).
+    error_detail: dict[str, int] = field(default_factory=dict)
+    #: Requests per second of each round, when this result sums several (:func:`combine`).
+    rounds: tuple[float, ...] = ()
+    #: CPU seconds the server's workers used during the counted part, when measured.
+    server_cpu_s: float | None = None
 
-    def as_dict(self) -> dict[str, float | int | bool]:
-        return {
+    def as_dict(self) -> dict[str, t.Any]:
+        out: dict[str, t.Any] = {
+            "loadgen": self.generator,
             "requests": self.requests,
             "errors": self.errors,
             "duration_s": round(self.duration, 2),
@@ -57,6 +72,41 @@ class LoadResult:
             "p50_ms": round(self.p50_ms, 2),
             "p99_ms": round(self.p99_ms, 2),
         }
+        if self.error_detail:
+            out["error_detail"] = self.error_detail
+        if len(self.rounds) > 1:
+            out["rounds_rps"] = [round(rps, 1) for rps in self.rounds]
+        if self.server_cpu_s is not None and self.requests:
+            out["server_cpu_ms_per_request"] = round(self.server_cpu_s / self.requests * 1000, 3)
+        return out
+
+
+def combine(results: Sequence[LoadResult]) -> LoadResult:
+    """Several rounds of one load as one result: the requests and seconds of all of them,
+    the median round's p50 and the worst round's p99 (the latencies themselves are gone)."""
+    if len(results) == 1:
+        return results[0]
+    duration = sum(r.duration for r in results)
+    requests = sum(r.requests for r in results)
+    detail: dict[str, int] = {}
+    for r in results:
+        for key, value in r.error_detail.items():
+            detail[key] = detail.get(key, 0) + value
+    return LoadResult(
+        requests=requests,
+        errors=sum(r.errors for r in results),
+        duration=duration,
+        rps=requests / duration if duration else 0.0,
+        p50_ms=median([r.p50_ms for r in results]),
+        p99_ms=max(r.p99_ms for r in results),
+        wrapped=any(r.wrapped for r in results),
+        generator=results[0].generator,
+        error_detail=detail,
+        rounds=tuple(r.rps for r in results),
+        server_cpu_s=None
+        if any(r.server_cpu_s is None for r in results)
+        else sum(r.server_cpu_s or 0.0 for r in results),
+    )
 
 
 def send(port: int, raw: bytes, timeout: float = 600.0) -> tuple[int, bytes]:
@@ -176,6 +226,7 @@ def run(
         p50_ms=percentile(ordered, 50) * 1000,
         p99_ms=percentile(ordered, 99) * 1000,
         wrapped=wrapped,
+        generator=f"python -c{concurrency}",
     )
 
 

@@ -53,6 +53,26 @@ class Server:
         """VmHWM (peak resident set) of each worker, in MB."""
         return [hwm for pid in self.worker_pids() if (hwm := vm_hwm_mb(pid)) is not None]
 
+    def worker_cpu_s(self) -> float:
+        """CPU seconds (user + system) the workers have used so far."""
+        return sum(cpu_s(pid) for pid in self.worker_pids())
+
+    def wait_idle(self, timeout: float = 60.0) -> None:
+        """Return once nothing is left for the workers to do (or after ``timeout``): no
+        connection waiting in the listen queue, every worker asleep and no CPU used, three
+        samples 0.1 s apart in a row. On a busy machine a runnable worker can go a while
+        unscheduled, so CPU time alone would call it idle too soon."""
+        deadline = time.monotonic() + timeout
+        quiet = 0
+        last = self.worker_cpu_s()
+        while quiet < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            now = self.worker_cpu_s()
+            asleep = all(process_state(pid) in ("S", "I", "") for pid in self.worker_pids())
+            idle = now == last and asleep and listen_queue(self.port) == 0
+            quiet = quiet + 1 if idle else 0
+            last = now
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -73,6 +93,40 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def process_state(pid: int) -> str:
+    """The state letter of a process (R running, S sleeping, ...); "" when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def listen_queue(port: int) -> int:
+    """Connections waiting to be accepted on 127.0.0.1:``port`` (0 when unknown)."""
+    local = f"0100007F:{port:04X}"
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return 0
+    for line in lines:
+        fields = line.split()
+        # For a listening socket (state 0A) rx_queue is the accept backlog.
+        if len(fields) > 4 and fields[1] == local and fields[3] == "0A":
+            return int(fields[4].split(":")[1], 16)
+    return 0
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of one process; 0 when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    # Fields after the command name (which may hold spaces), from field 3: utime is 14th.
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def vm_hwm_mb(pid: int) -> float | None:

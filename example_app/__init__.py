@@ -3,11 +3,17 @@
 Run it with ``flask --app example_app run``. The database is ``instance/sentry_api.db``,
 or whatever SQLAlchemy URL the ``DATABASE_URL`` environment variable names. On first start
 it creates the tables and a demo project with a key, and prints how to call the API.
+
+The dashboard is on, at ``/sentry/``: HTTP Basic, user ``admin`` and the password in
+``EXAMPLE_DASHBOARD_PASSWORD``; without that variable it refuses every page and says why.
+Every start prints its URL.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
+import tempfile
 import typing as t
 
 import click
@@ -18,6 +24,7 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_sentry_api import SentryAPI
 from flask_sentry_api import get_state
 from flask_sentry_api.cli import make_dsn
+from flask_sentry_api.dashboard import basic_auth
 from flask_sentry_api.storage import ROLE_API
 from flask_sentry_api.storage import ROLE_STORE
 
@@ -36,6 +43,10 @@ def create_app(test_config: t.Mapping[str, t.Any] | None = None) -> Flask:
         # The URL printed in the first-start instructions and the demo DSN.
         EXAMPLE_BASE_URL=os.environ.get("EXAMPLE_BASE_URL") or _served_url(),
         EXAMPLE_CREATE_DEMO_PROJECT=True,
+        # The dashboard's password (user "admin"); None leaves the dashboard closed.
+        EXAMPLE_DASHBOARD_PASSWORD=os.environ.get("EXAMPLE_DASHBOARD_PASSWORD") or None,
+        # Mounted at SENTRY_API_DASHBOARD_URL_PREFIX (/sentry), refused until AUTH is set.
+        SENTRY_API_DASHBOARD=True,
     )
     if database_url.startswith("sqlite"):
         # Wait for a concurrent writer instead of failing with "database is locked".
@@ -48,6 +59,13 @@ def create_app(test_config: t.Mapping[str, t.Any] | None = None) -> Flask:
     app.config.from_prefixed_env()
     if test_config is not None:
         app.config.update(test_config)
+    password = app.config["EXAMPLE_DASHBOARD_PASSWORD"]
+    if password and app.config.get("SENTRY_API_DASHBOARD_AUTH") is None:
+        app.config["SENTRY_API_DASHBOARD_AUTH"] = basic_auth("admin", password)
+    if not app.config.get("SECRET_KEY"):
+        # The dashboard's forms keep a CSRF token in Flask's signed session: one key for
+        # every worker and every restart, kept in the instance folder.
+        app.config["SECRET_KEY"] = instance_secret_key(app.instance_path)
 
     db.init_app(app)
     sentry_api.init_app(app)
@@ -66,7 +84,45 @@ def create_app(test_config: t.Mapping[str, t.Any] | None = None) -> Flask:
         storage.init_schema()
         if app.config["EXAMPLE_CREATE_DEMO_PROJECT"] and storage.get_project(1) is None:
             _create_demo_project(app)
+    if app.config["SENTRY_API_DASHBOARD"]:
+        click.echo(f"Dashboard: {dashboard_line(app)}", err=True)
     return app
+
+
+def dashboard_line(app: Flask) -> str:
+    """The dashboard's URL and how to open it, as printed at every start."""
+    url = f"{app.config['EXAMPLE_BASE_URL']}{app.config['SENTRY_API_DASHBOARD_URL_PREFIX']}/"
+    if app.config["EXAMPLE_DASHBOARD_PASSWORD"]:
+        return f"{url} (user admin, the password in EXAMPLE_DASHBOARD_PASSWORD)"
+    if app.config.get("SENTRY_API_DASHBOARD_AUTH") is not None:
+        return url
+    return f"{url} (closed: set EXAMPLE_DASHBOARD_PASSWORD to open it as user admin)"
+
+
+def instance_secret_key(instance_path: str) -> str:
+    """The app's ``SECRET_KEY``, made once and kept in ``<instance>/secret_key`` (mode
+    0600), so every gunicorn worker and every restart signs sessions with the same key."""
+    path = os.path.join(instance_path, "secret_key")
+    try:
+        with open(path, encoding="ascii") as file:
+            return file.read().strip()
+    except FileNotFoundError:
+        pass
+    # Written whole under another name, then linked into place: a worker starting at the
+    # same moment either finds no file or the whole key, never half of one, and whichever
+    # link lands first is the key every worker uses.
+    descriptor, temporary = tempfile.mkstemp(dir=instance_path, prefix=".secret_key.")
+    try:
+        with os.fdopen(descriptor, "w", encoding="ascii") as file:
+            file.write(secrets.token_hex(32))
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(temporary)
+    with open(path, encoding="ascii") as file:
+        return file.read().strip()
 
 
 def _served_url() -> str:

@@ -32,7 +32,7 @@ from flask_sentry_api.storage import ROLE_STORE
 try:
     import sentry_sdk
 except ImportError:  # pragma: no cover - the test extra installs it
-    sentry_sdk = None
+    sentry_sdk = None  # type: ignore[assignment]
 
 
 class CheckoutError(Exception):

@@ -41,6 +41,8 @@ from .state import build_state
 from .state import get_state
 from .storage import Unavailable
 from .throttling import add_rate_limit_headers
+from .views.apidocs import APIDocsAssetView
+from .views.apidocs import APIDocsView
 from .views.base import IndexView
 from .views.base import NotFoundView
 from .views.events import EventDetailsView
@@ -199,6 +201,9 @@ _WEB_RULES: list[tuple[str, str, t.Any]] = [
     (f"{_ISSUE}/tags/<key>/values/", "issue_tag_values", GroupTagValuesView),
     (f"{_ISSUE}/stats/", "issue_stats", GroupStatsView),
     ("/openapi.json", "openapi", OpenAPIView),
+    # The document as a Swagger UI page; ``/docs`` (no slash) redirects there.
+    ("/docs/", "openapi_docs", APIDocsView),
+    ("/docs/<asset>", "openapi_docs_asset", APIDocsAssetView),
     # Last: anything else under the prefix is a JSON 404.
     (f"/<{ANY_PATH_CONVERTER}:unknown>", "not_found", NotFoundView),
 ]

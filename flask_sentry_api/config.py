@@ -88,9 +88,19 @@ DEFAULTS: dict[str, t.Any] = {
     # More Celery settings for the package's own Celery app (a dict, e.g.
     # {"broker_transport_options": {"visibility_timeout": 60}}), over its defaults.
     "SENTRY_API_CELERY_OPTIONS": None,
+    # Most events a worker stores in one transaction: a task takes the messages waiting
+    # behind its own, up to this many in all (1: one event per transaction).
+    "SENTRY_API_CELERY_BATCH_SIZE": 100,
 }
 
 INGEST_MODES = ("sync", "celery")
+#: Settings read elsewhere in the package, known here so they are not warned about: the
+#: dashboard's (flask_sentry_api.dashboard.settings reads and validates them).
+OTHER_KEYS = (
+    "SENTRY_API_DASHBOARD",
+    "SENTRY_API_DASHBOARD_URL_PREFIX",
+    "SENTRY_API_DASHBOARD_AUTH",
+)
 
 _PERMALINK_FIELDS = {"base_url", "project_id", "project_slug", "group_id"}
 _PREFIX = "SENTRY_API_"
@@ -132,6 +142,7 @@ class Settings:
     celery_publish_timeout: float = 2
     celery_retry_after: int = 30
     celery_options: t.Mapping[str, t.Any] = dataclasses.field(default_factory=dict)
+    celery_batch_size: int = 100
 
 
 def load_settings(config: t.MutableMapping[str, t.Any]) -> Settings:
@@ -289,6 +300,7 @@ def load_settings(config: t.MutableMapping[str, t.Any]) -> Settings:
         celery_publish_timeout=float(publish_timeout),
         celery_retry_after=positive_int("SENTRY_API_CELERY_RETRY_AFTER"),
         celery_options=celery_options,
+        celery_batch_size=positive_int("SENTRY_API_CELERY_BATCH_SIZE"),
     )
 
 
@@ -303,9 +315,14 @@ def _check_celery_installed() -> None:
 
 def _warn_unknown_keys(config: t.Mapping[str, t.Any]) -> None:
     # A misspelt key would otherwise be silently ignored, its default used instead.
-    known = [key[len(_PREFIX) :] for key in DEFAULTS]
+    known = [key[len(_PREFIX) :] for key in (*DEFAULTS, *OTHER_KEYS)]
     for key in config:
-        if not isinstance(key, str) or not key.startswith(_PREFIX) or key in DEFAULTS:
+        if (
+            not isinstance(key, str)
+            or not key.startswith(_PREFIX)
+            or key in DEFAULTS
+            or key in OTHER_KEYS
+        ):
             continue
         # Compared without the shared prefix, which would make every key look close.
         close = difflib.get_close_matches(key[len(_PREFIX) :], known, n=1, cutoff=0.7)

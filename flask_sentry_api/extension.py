@@ -13,6 +13,7 @@ import typing as t
 from flask import Flask
 
 from .blueprint import blueprint
+from .dashboard import init_dashboard
 from .state import EXTENSION_KEY
 from .state import State as State
 from .state import build_state
@@ -69,3 +70,8 @@ class SentryAPI:
         )
         app.extensions[EXTENSION_KEY] = state
         app.register_blueprint(blueprint, url_prefix=state.settings.url_prefix)
+        # The optional dashboard (SENTRY_API_DASHBOARD): nothing is registered when it is off.
+        settings = get_state(app).settings
+        init_dashboard(
+            app, api_prefix=settings.url_prefix, ingest_prefix=settings.ingest_url_prefix
+        )

@@ -212,58 +212,92 @@ class MemoryStorage:
     # -- ingestion -------------------------------------------------------------------------
     def save_event(self, project_id: int, event: s.NewEvent) -> s.SavedEvent:
         with self._lock:
-            if project_id not in self._projects:
-                raise LookupError(project_id)
-            existing = self._event_by_event_id.get((project_id, event.event_id))
-            if existing is not None:
-                stored = self._events[existing]
-                return s.SavedEvent(
-                    event=self._event_out(stored),
-                    group=self._group_out(self._groups[stored.group_id]),
-                    created=False,
-                    is_new_group=False,
-                    is_regression=False,
-                )
-            ts = _utc(event.timestamp)
-            # Convert everything before touching state: a failure leaves nothing half-done.
-            user = _json(dict(event.user)) if event.user is not None else None
-            tags = tuple((str(k), str(v)) for k, v in _json([list(p) for p in event.tags]))
-            data = _json(dict(event.data)) or {}
-            metadata = _json(dict(event.metadata)) or {}
+            return self._save_event(project_id, event)
 
-            group_id, is_new, is_regression = self._upsert_group(project_id, event, ts, metadata)
-            stored = s.Event(
-                id=self._next_id("event"),
-                project_id=project_id,
-                group_id=group_id,
-                event_id=event.event_id,
-                message=event.message,
-                title=event.title[:_TITLE_LENGTH],
-                culprit=event.culprit,
-                level=event.level,
-                logger=event.logger,
-                platform=event.platform,
-                datetime=ts,
-                date_received=utcnow(),
-                release=event.release,
-                environment=event.environment,
-                user=user,
-                tags=tags,
-                data=data,
-            )
-            self._events[stored.id] = stored
-            self._event_by_event_id[(project_id, event.event_id)] = stored.id
-            self._record_tags(project_id, group_id, event, ts)
-            self._record_stats(project_id, group_id, ts)
-            if event.release:
-                self._record_release(project_id, event.release, ts, is_new)
+    def save_events(self, items: t.Sequence[tuple[int, s.NewEvent]]) -> list[s.SavedEvent | None]:
+        with self._lock:
+            # Convert every event first: one that cannot be stored fails the whole batch
+            # before anything of it is (as the SQL storage's rolled-back transaction).
+            for _project_id, event in items:
+                self._converted(event)
+            results: list[s.SavedEvent | None] = []
+            for project_id, event in items:
+                try:
+                    results.append(self._save_event(project_id, event))
+                except LookupError:
+                    results.append(None)
+            # Each result with its group as the batch leaves it (as the SQL storage's).
+            return [
+                None
+                if saved is None
+                else dataclasses.replace(saved, group=self._group_out(self._groups[saved.group.id]))
+                for saved in results
+            ]
+
+    @staticmethod
+    def _converted(
+        event: s.NewEvent,
+    ) -> tuple[
+        dict[str, t.Any] | None, tuple[tuple[str, str], ...], dict[str, t.Any], dict[str, t.Any]
+    ]:
+        """The event's user, tags, data and metadata as the storage keeps them (JSON values)."""
+        user = _json(dict(event.user)) if event.user is not None else None
+        tags = tuple((str(k), str(v)) for k, v in _json([list(p) for p in event.tags]))
+        data = _json(dict(event.data)) or {}
+        metadata = _json(dict(event.metadata)) or {}
+        return user, tags, data, metadata
+
+    def _save_event(self, project_id: int, event: s.NewEvent) -> s.SavedEvent:
+        """:meth:`save_event` with the lock held."""
+        if project_id not in self._projects:
+            raise LookupError(project_id)
+        existing = self._event_by_event_id.get((project_id, event.event_id))
+        if existing is not None:
+            stored = self._events[existing]
             return s.SavedEvent(
                 event=self._event_out(stored),
-                group=self._group_out(self._groups[group_id]),
-                created=True,
-                is_new_group=is_new,
-                is_regression=is_regression,
+                group=self._group_out(self._groups[stored.group_id]),
+                created=False,
+                is_new_group=False,
+                is_regression=False,
             )
+        ts = _utc(event.timestamp)
+        # Convert everything before touching state: a failure leaves nothing half-done.
+        user, tags, data, metadata = self._converted(event)
+
+        group_id, is_new, is_regression = self._upsert_group(project_id, event, ts, metadata)
+        stored = s.Event(
+            id=self._next_id("event"),
+            project_id=project_id,
+            group_id=group_id,
+            event_id=event.event_id,
+            message=event.message,
+            title=event.title[:_TITLE_LENGTH],
+            culprit=event.culprit,
+            level=event.level,
+            logger=event.logger,
+            platform=event.platform,
+            datetime=ts,
+            date_received=utcnow(),
+            release=event.release,
+            environment=event.environment,
+            user=user,
+            tags=tags,
+            data=data,
+        )
+        self._events[stored.id] = stored
+        self._event_by_event_id[(project_id, event.event_id)] = stored.id
+        self._record_tags(project_id, group_id, event, ts)
+        self._record_stats(project_id, group_id, ts)
+        if event.release:
+            self._record_release(project_id, event.release, ts, is_new)
+        return s.SavedEvent(
+            event=self._event_out(stored),
+            group=self._group_out(self._groups[group_id]),
+            created=True,
+            is_new_group=is_new,
+            is_regression=is_regression,
+        )
 
     def _upsert_group(
         self, project_id: int, event: s.NewEvent, ts: datetime, metadata: dict[str, t.Any]

@@ -47,6 +47,7 @@ from .state import get_state
 from .storage import GROUP_STATUSES
 from .storage import MAX_SLUG_LENGTH
 from .storage import SCOPES
+from .views import apidocs
 from .views.base import APIView
 from .views.base import IndexView
 from .views.base import NotFoundView
@@ -378,6 +379,10 @@ _PATH_PARAMETERS: dict[str, tuple[JSONSchema | t.Callable[[Settings], JSONSchema
         "An issue (group) id, or its short id (`WEB-12`).",
     ),
     "key": ({"type": "string", "pattern": TAG_KEY_PATTERN}, "A tag key."),
+    "asset": (
+        {"type": "string", "enum": sorted(apidocs.ASSETS)},
+        "A file of the API reference page.",
+    ),
     "version": (
         {
             "type": "string",
@@ -647,6 +652,39 @@ def _document_operation(view_class: type[APIView], method: str) -> JSONSchema:
     }
 
 
+def _reference_page_operation(
+    view_class: type[apidocs.ReferencePageView], method: str, path: str
+) -> JSONSchema:
+    """The API reference page (``/docs/``) or one of its files (``/docs/{asset}``): not
+    JSON, and served whether or not credentials are sent."""
+    allow = view_class.allow_header()
+    security_headers: JSONSchema = {
+        "Content-Security-Policy": {"required": True, "schema": {"type": "string"}},
+        "Cache-Control": {"required": True, "schema": {"type": "string"}},
+    }
+    ok: JSONSchema = {
+        "description": view_class.summary,
+        "headers": _headers(allow, more=security_headers),
+    }
+    responses: dict[int, JSONSchema] = {
+        200: ok,
+        501: _error("flask-swagger-ui (Swagger UI's files) is not installed.", _headers(allow)),
+    }
+    if "{" in path:
+        responses[404] = _error("No such file.", _headers(allow, allow_required=False))
+    if method == "get":
+        ok["content"] = {mime: {"schema": {"type": "string"}} for mime in view_class.renders}
+    else:
+        for response in responses.values():
+            response.pop("content", None)
+    return {
+        "operationId": _operation_id(view_class, method),
+        "summary": ("Headers of GET: " if method == "head" else "") + view_class.summary,
+        "security": [],
+        "responses": {status: responses[status] for status in sorted(responses)},
+    }
+
+
 def _fallback_operation(view_class: type[APIView], method: str) -> JSONSchema:
     # A view this module does not know yet: described, but only loosely.
     return {
@@ -699,6 +737,8 @@ def _path_operations(
             operations[method] = _options_operation(view_class)
         elif getattr(view_class, "serves_openapi_document", False):
             operations[method] = _document_operation(view_class, method)
+        elif issubclass(view_class, apidocs.ReferencePageView):
+            operations[method] = _reference_page_operation(view_class, method, path)
         elif op is None:
             operations[method] = _fallback_operation(view_class, method)
         else:

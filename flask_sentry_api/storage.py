@@ -494,6 +494,10 @@ class Storage(t.Protocol):
         ``culprit``, user count), reopens a resolved group (a regression) and records
         tag values, all in one transaction. An ``event_id`` already stored for the
         project returns the stored event with ``created=False`` and changes nothing.
+
+        A storage may also store many events in one transaction: see
+        :class:`BatchStorage` (optional; queue mode's workers use it when present, and
+        call this method once per event otherwise).
         """
 
     def get_group(self, group_id: int) -> Group | None: ...
@@ -637,3 +641,44 @@ class TokenStorage(t.Protocol):
     def delete_token(self, token_id: int) -> bool:
         """Revoke a token; False when there is none with that id."""
         ...
+
+
+@t.runtime_checkable
+class BatchStorage(t.Protocol):
+    """What a storage adds to store many events in one transaction (optional).
+
+    Queue mode's workers hand each batch of queued events to ``save_events`` when the
+    storage has it; a storage without it (a custom storage written before it existed) still
+    works: :func:`save_events` then calls :meth:`Storage.save_event` once per event.
+    """
+
+    def save_events(self, items: t.Sequence[tuple[int, NewEvent]]) -> list[SavedEvent | None]:
+        """Store each ``(project_id, event)`` as :meth:`Storage.save_event` would, in order,
+        in one transaction: one result per item, None where the project does not exist
+        (that item is skipped, the others are stored).
+
+        Counters, regressions, tag values, stats and releases end as the same
+        ``save_event`` calls one by one would leave them, and the flags of each result
+        (``created``, ``is_new_group``, ``is_regression``) are those calls' flags. An
+        ``event_id`` stored before, or earlier in the same batch, gives ``created=False``
+        and changes nothing. Each result's ``group`` is the group as the batch leaves it.
+        On failure (e.g. :class:`Unavailable`) nothing of the batch is stored.
+        """
+        ...
+
+
+def save_events(
+    storage: Storage, items: t.Sequence[tuple[int, NewEvent]]
+) -> list[SavedEvent | None]:
+    """Store ``items`` with the storage's :meth:`BatchStorage.save_events`, or with one
+    :meth:`Storage.save_event` per item when it has none (then each event is its own
+    transaction, and a failure leaves the items before it stored)."""
+    if isinstance(storage, BatchStorage):
+        return storage.save_events(items)
+    results: list[SavedEvent | None] = []
+    for project_id, event in items:
+        try:
+            results.append(storage.save_event(project_id, event))
+        except LookupError:  # the project is gone
+            results.append(None)
+    return results

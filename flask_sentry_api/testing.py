@@ -18,7 +18,8 @@ provides a ``storage`` fixture that yields a fresh, empty storage (schema create
 
 Every ``test_*`` method then runs against that storage. The tests use the Storage
 protocol only, never SQL, and check the behaviour the views rely on: slug and key rules,
-the group upsert of :meth:`~flask_sentry_api.storage.Storage.save_event`, list orderings
+the group upsert of :meth:`~flask_sentry_api.storage.Storage.save_event` (and of
+:meth:`~flask_sentry_api.storage.BatchStorage.save_events`, or its fallback), list orderings
 and keyset windows (checked end to end with :func:`~flask_sentry_api.pagination.paginate`),
 filters, stats rollups and the bulk operations (:meth:`~.Storage.update_groups` also for
 one group, by id).
@@ -55,6 +56,7 @@ from .storage import ROLE_API
 from .storage import ROLE_STORE
 from .storage import SCOPES
 from .storage import SORT_ATTRIBUTES
+from .storage import STAT_RESOLUTIONS
 from .storage import UTC
 from .storage import AuthToken
 from .storage import Conflict
@@ -71,6 +73,7 @@ from .storage import TokenStorage
 from .storage import epoch_seconds
 from .storage import group_sort_key
 from .storage import priority_score
+from .storage import save_events
 
 __all__ = ["StorageContract", "TokenStorageContract", "make_event"]
 
@@ -126,6 +129,50 @@ def _group(storage: Storage, project: Project, name: str, *when: float, **fields
         result = storage.save_event(project.id, make_event(**values))
     assert result is not None
     return result.group
+
+
+def _event_fields(event: Event) -> tuple[t.Any, ...]:
+    """What an event holds but its ids and its time of arrival."""
+    skip = {"id", "project_id", "group_id", "date_received"}
+    return tuple(getattr(event, f.name) for f in dataclasses.fields(Event) if f.name not in skip)
+
+
+def _project_state(storage: Storage, project: Project) -> dict[str, t.Any]:
+    """Everything the storage keeps about a project's events, without ids: its groups (by
+    hash), events (by event_id, in the order of their ids), tag values, stats and releases."""
+    groups = storage.list_groups(project.id, GroupQuery(), EVERYTHING)
+    group_fields = [f.name for f in dataclasses.fields(Group) if f.name not in {"id", "project_id"}]
+    hashes = {g.id: g.hash for g in groups}
+    events = storage.list_project_events(project.id, EVERYTHING)
+    keys = sorted({key for e in events for key, _ in e.tags})
+
+    def tag_values(group_id: int | None = None) -> dict[str, list[tuple[t.Any, ...]]]:
+        return {
+            key: sorted(
+                (v.value, v.times_seen, v.first_seen, v.last_seen)
+                for v in storage.list_tag_values(project.id, key, EVERYTHING, group_id=group_id)
+            )
+            for key in keys
+        }
+
+    ids = [g.id for g in groups]
+    return {
+        "groups": sorted(tuple(getattr(g, name) for name in group_fields) for g in groups),
+        "events": [(hashes[e.group_id], *_event_fields(e)) for e in events],
+        "tags": tag_values(),
+        "group_tags": {hashes[i]: tag_values(i) for i in ids},
+        "group_stats": {
+            r: {hashes[i]: c for i, c in storage.group_stats(ids, r, 0, 2**40).items()}
+            for r in STAT_RESOLUTIONS
+        },
+        "project_stats": {
+            r: storage.project_stats(project.id, r, 0, 2**40) for r in STAT_RESOLUTIONS
+        },
+        "releases": sorted(
+            (r.version, r.first_event, r.last_event, r.new_groups)
+            for r in storage.list_releases(project.id, EVERYTHING)
+        ),
+    }
 
 
 def _list(storage: Storage, project: Project, **query: t.Any) -> list[int]:
@@ -532,6 +579,123 @@ class StorageContract:
         assert saved.event.datetime == at(3600)
         assert saved.group.last_seen == at(3600)
         assert saved.group.first_seen == at(0)
+
+    # -- save_events -------------------------------------------------------------------------
+    # Through storage.save_events(): the storage's own batch method, or one save_event per
+    # event for a storage without it.
+    def test_save_events_gives_what_save_event_one_by_one_gives(self, storage: Storage) -> None:
+        one_by_one = storage.create_project("One by one")
+        batched = storage.create_project("Batched")
+        stored_id, first_id = uuid.uuid4().hex, uuid.uuid4().hex
+        before = [
+            make_event(group_hash="resolved", timestamp=at(0), tags=(("user", "id:z"),)),
+            make_event(
+                event_id=stored_id,
+                group_hash="old",
+                timestamp=at(100),
+                release="1.0",
+                tags=(("user", "id:a"), ("browser", "x")),
+            ),
+        ]
+        batch = [
+            make_event(
+                event_id=first_id,
+                group_hash="new",
+                timestamp=at(10),
+                level="warning",
+                release="1.0",
+                user={"id": "1"},
+                tags=(("user", "id:1"), ("browser", "x")),
+                data={"extra": {"n": 1}},
+            ),
+            make_event(group_hash="new", timestamp=at(5), level="fatal", tags=(("user", "id:2"),)),
+            make_event(group_hash="resolved", timestamp=at(20), culprit="first"),
+            make_event(group_hash="resolved", timestamp=at(20), culprit="tie", level="info"),
+            make_event(group_hash="old", timestamp=at(50), tags=(("user", "id:a"),)),
+            # An SDK's retry of an event stored before the batch, another of one in it.
+            make_event(event_id=stored_id, group_hash="other", timestamp=at(300)),
+            make_event(event_id=first_id, group_hash="new", timestamp=at(400), release="9"),
+            make_event(group_hash="new2", title="Other", timestamp=at(30), release="2.0"),
+            make_event(
+                group_hash="old",
+                timestamp=at(200),
+                release="1.0",
+                environment="prod",
+                tags=(("user", "id:c"), ("browser", "y")),
+            ),
+            make_event(group_hash="new", timestamp=at(10), culprit="same second, later"),
+        ]
+        for project in (one_by_one, batched):
+            for event in before:
+                storage.save_event(project.id, event)
+            resolved = [g.id for g in storage.list_groups(project.id, GroupQuery(), EVERYTHING)]
+            query = GroupQuery(ids=tuple(resolved[-1:]))  # the oldest group: "resolved"
+            assert storage.update_groups(project.id, query, GroupChanges(status="resolved")) == 1
+
+        singles = [storage.save_event(one_by_one.id, event) for event in batch]
+        results = save_events(storage, [(batched.id, event) for event in batch])
+
+        assert len(results) == len(batch)
+        assert all(saved is not None for saved in results)
+        flags = [(r.created, r.is_new_group, r.is_regression) for r in singles]
+        assert [(r.created, r.is_new_group, r.is_regression) for r in results if r] == flags
+        assert flags[2] == (True, False, True) and flags[0] == (True, True, False)
+        assert flags[5] == flags[6] == (False, False, False)
+        assert [_event_fields(r.event) for r in results if r] == [
+            _event_fields(r.event) for r in singles
+        ]
+        # Each result's group is its group as the batch left it.
+        for saved in results:
+            assert saved is not None
+            assert saved.event.project_id == saved.group.project_id == batched.id
+            assert saved.group == _reload(storage, saved.group)
+        assert results[6] is not None and results[0] is not None
+        assert results[6].event == results[0].event  # the second copy answers the first
+        assert _project_state(storage, batched) == _project_state(storage, one_by_one)
+
+    def test_save_events_stores_each_event_id_once(self, storage: Storage) -> None:
+        project = storage.create_project("P")
+        stored = storage.save_event(project.id, make_event(group_hash="h", timestamp=at(0)))
+        again = make_event(event_id=stored.event.event_id, group_hash="h", timestamp=at(9))
+        new = make_event(group_hash="h", timestamp=at(5))
+        copy = dataclasses.replace(new, timestamp=at(6), level="fatal")
+
+        results = save_events(storage, [(project.id, again), (project.id, new), (project.id, copy)])
+
+        assert [(r.created, r.is_new_group) for r in results if r] == [
+            (False, False),
+            (True, False),
+            (False, False),
+        ]
+        assert results[0] is not None and results[0].event == stored.event
+        assert results[2] is not None and results[1] is not None
+        assert results[2].event == results[1].event
+        group = _reload(storage, stored.group)
+        assert (group.times_seen, group.last_seen, group.level) == (2, at(5), "error")
+        events = storage.list_project_events(project.id, EVERYTHING)
+        assert sorted(e.event_id for e in events) == sorted([stored.event.event_id, new.event_id])
+        assert sum(storage.group_stats([group.id], 86400, 0, 2**40)[group.id].values()) == 2
+        # A redelivered batch changes nothing.
+        repeat = save_events(storage, [(project.id, new), (project.id, again)])
+        assert [r.created for r in repeat if r] == [False, False]
+        assert _reload(storage, group) == group
+
+    def test_save_events_skips_a_missing_project_and_stores_the_others(
+        self, storage: Storage
+    ) -> None:
+        project = storage.create_project("P")
+        gone = max(p.id for p in storage.list_projects()) + 1000
+        first, lost, last = make_event(group_hash="h"), make_event(), make_event(group_hash="h")
+
+        results = save_events(storage, [(project.id, first), (gone, lost), (project.id, last)])
+
+        assert results[1] is None
+        assert results[0] is not None and results[2] is not None
+        assert results[0].created and results[2].created and results[0].is_new_group
+        assert _reload(storage, results[0].group).times_seen == 2
+        assert storage.get_project(gone) is None
+        assert storage.get_event_by_event_id(gone, lost.event_id) is None
+        assert save_events(storage, []) == []
 
     # -- list_groups -------------------------------------------------------------------------
     def test_list_groups_sort_date(self, storage: Storage) -> None:

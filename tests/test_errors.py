@@ -112,6 +112,7 @@ PATH_VALUES = {
     "event_id": "f" * 32,
     "key": "browser",
     "version": "1.0",
+    "asset": "swagger-ui.css",
 }
 
 

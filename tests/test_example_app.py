@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from example_app import create_app
+from example_app import instance_secret_key
 from flask_sentry_api import get_state
 from tests.helpers import close_after_test
 from tests.helpers import example_app_under_gunicorn
@@ -211,3 +212,63 @@ def test_flask_run_prints_the_address_it_serves(
     assert app.config["EXAMPLE_BASE_URL"] == url
     assert f"{url}/api/0/projects/1/" in printed
     assert f"python -m example_app.demo_errors --url {url}" in printed
+
+
+def test_dashboard_is_closed_without_the_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'demo.db'}")
+    monkeypatch.delenv("EXAMPLE_DASHBOARD_PASSWORD", raising=False)
+    monkeypatch.delenv("EXAMPLE_BASE_URL", raising=False)
+    app = close_after_test(create_app())
+    printed = capsys.readouterr().err
+    assert (
+        "Dashboard: http://127.0.0.1:5000/sentry/ (closed: set EXAMPLE_DASHBOARD_PASSWORD"
+        " to open it as user admin)"
+    ) in printed
+    client = app.test_client()
+    for credentials in (None, ("admin", ""), ("admin", "anything")):
+        refused = client.get("/sentry/projects/1/", auth=credentials)
+        assert refused.status_code == 403
+        assert "SENTRY_API_DASHBOARD_AUTH" in refused.text
+        assert "Demo" not in refused.text
+
+
+def test_dashboard_opens_with_the_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'demo.db'}")
+    monkeypatch.setenv("EXAMPLE_DASHBOARD_PASSWORD", "correct horse")
+    monkeypatch.setenv("EXAMPLE_BASE_URL", "http://127.0.0.1:18200")
+    app = close_after_test(create_app())
+    printed = capsys.readouterr().err
+    assert (
+        "Dashboard: http://127.0.0.1:18200/sentry/"
+        " (user admin, the password in EXAMPLE_DASHBOARD_PASSWORD)"
+    ) in printed
+    assert "correct horse" not in printed
+    client = app.test_client()
+    for credentials in (None, ("admin", "correct hors"), ("root", "correct horse")):
+        asked = client.get("/sentry/projects/1/", auth=credentials)
+        assert asked.status_code == 401
+        assert asked.headers["WWW-Authenticate"].startswith("Basic ")
+    page = client.get("/sentry/projects/1/", auth=("admin", "correct horse"))
+    assert page.status_code == 200
+    assert "<h1>Demo</h1>" in page.text
+    # The API is unchanged: its own credentials, not the dashboard's.
+    assert client.get("/api/0/projects/1/", auth=("admin", "correct horse")).status_code == 401
+
+
+def test_secret_key_is_made_once_and_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every worker and every restart signs the dashboard's sessions with the same key."""
+    key = instance_secret_key(str(tmp_path))
+    assert re.fullmatch(r"[0-9a-f]{64}", key)
+    assert instance_secret_key(str(tmp_path)) == key
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert [path.name for path in tmp_path.iterdir()] == ["secret_key"]  # no temporary left
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'demo.db'}")
+    monkeypatch.delenv("FLASK_SECRET_KEY", raising=False)
+    first = close_after_test(create_app())
+    again = close_after_test(create_app())
+    assert first.config["SECRET_KEY"] == again.config["SECRET_KEY"]
+    assert re.fullmatch(r"[0-9a-f]{64}", first.config["SECRET_KEY"])

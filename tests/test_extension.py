@@ -183,6 +183,7 @@ BAD_SETTINGS: list[tuple[str, object]] = [
     ("SENTRY_API_CELERY_QUEUE", ""),
     ("SENTRY_API_CELERY_PUBLISH_TIMEOUT", 0),
     ("SENTRY_API_CELERY_RETRY_AFTER", 0),
+    ("SENTRY_API_CELERY_BATCH_SIZE", 0),
     ("SENTRY_API_CELERY_OPTIONS", ["broker_url"]),
 ]
 

@@ -6,10 +6,12 @@ The layers (README "How the package is laid out"), by path under ``flask_sentry_
 * core: ``errors``, ``config``, ``storage``, ``pagination``, ``search``, ``stats``, ``apidoc``,
   ``schemas``, ``ratelimits``, ``ingest/``. Imports only the core, the standard library,
   marshmallow, limits (``ratelimits``' counters) and brotli (``ingest/body.py``'s decoder).
-* glue (layer 1): ``state``, ``http``, ``auth``, ``throttling``, ``csrf``. Imports the core,
-  the glue and Flask.
+* glue (layer 1): ``state``, ``http``, ``auth``, ``throttling``, ``csrf``, ``queue``,
+  ``links``. Imports the core, the glue and Flask.
 * views (layer 2): ``views/`` and ``openapi``. Never import the wiring; a view module never
   imports another view module except ``views.base`` (``views/__init__`` may re-export).
+* dashboard (layer 2½): ``dashboard/``. Imports the core, the glue and the views (never
+  the wiring); the wiring imports it.
 * wiring (layer 3): ``__init__``, ``blueprint``, ``extension``, ``cli``. Imports anything;
   nothing outside the wiring imports it.
 * storages: ``sqlalchemy_storage/``, ``models``, ``migrate``, ``migrations/``,
@@ -66,7 +68,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "signals.py",
         "ingest/*",
     ),
-    "glue": ("state.py", "http.py", "auth.py", "throttling.py", "csrf.py", "queue.py"),
+    "glue": ("state.py", "http.py", "auth.py", "throttling.py", "csrf.py", "queue.py", "links.py"),
     "views": (
         "views/*",
         "openapi.py",
@@ -75,6 +77,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "*_views.py",
         "openapi_view.py",
     ),
+    # The optional dashboard (flask_sentry_api.dashboard): HTML pages over the same storage.
+    "dashboard": ("dashboard/*",),
     "wiring": (
         "__init__.py",
         "blueprint.py",
@@ -104,6 +108,9 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     # Glue builds the default storage when the host names none.
     "glue": frozenset({"core", "glue", "storages"}),
     "views": frozenset({"core", "glue", "views"}),
+    # The dashboard's pages reuse views.groups' resolve_reporting/send_resolved, so a
+    # host's issue_resolved receivers hear of a resolve made in the dashboard too.
+    "dashboard": frozenset({"core", "glue", "views", "dashboard"}),
     "wiring": frozenset(LAYERS),
     "storages": frozenset({"core", "storages"}),
 }

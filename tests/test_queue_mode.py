@@ -1,6 +1,7 @@
 """Queue mode (``SENTRY_API_INGEST_MODE = "celery"``): the endpoint enqueues, a real Celery
-worker process stores, every event exactly once, a worker killed mid-task included; a broker
-that is down is a fast 503 with ``Retry-After`` and nothing stored.
+worker process stores, in batches of many events per transaction, every event exactly once,
+a worker killed mid-batch included; a broker that is down is a fast 503 with ``Retry-After``
+and nothing stored.
 
 The tests with a worker need a broker, named by ``SENTRY_API_TEST_BROKER_URL``
 (``redis://127.0.0.1:6379/14`` or ``amqp://guest:guest@127.0.0.1:5672//``); each uses a
@@ -39,6 +40,7 @@ from flask_sentry_api.queue import event_to_message
 from flask_sentry_api.queue import register_tasks
 from flask_sentry_api.storage import ROLE_STORE
 from flask_sentry_api.storage import ProjectKey
+from flask_sentry_api.storage import Unavailable
 from tests.helpers import DATABASE_URL
 from tests.helpers import EVERYTHING
 from tests.helpers import ON_POSTGRES
@@ -66,8 +68,10 @@ _QUEUE_ENV = "QUEUE_TEST_QUEUE"
 _KILL_ENV = "QUEUE_TEST_KILL_MARKER"
 _SIGNALS_ENV = "QUEUE_TEST_SIGNALS_LOG"
 _DIE_WHEN_ENV = "QUEUE_TEST_DIE_WHEN"
-#: The message of the event whose worker dies right after storing it, before acknowledging.
-DIE = "die after storing this one"
+_TRACE_ENV = "QUEUE_TEST_TRACE"
+_BATCH_SIZE_ENV = "QUEUE_TEST_BATCH_SIZE"
+#: The message of the event whose worker dies while storing it (see :func:`worker_app`).
+DIE = "die while storing this one"
 
 
 def queue_config(broker_url: str, queue: str = "sentry_api") -> dict[str, t.Any]:
@@ -84,6 +88,10 @@ def queue_config(broker_url: str, queue: str = "sentry_api") -> dict[str, t.Any]
                 "visibility_timeout": 1,
                 "unacked_restore_interval": 1,
                 "unacked_restore_throttle": 1,
+                "unacked_restore_limit": 100,
+                # A worker killed (at a test's end) while it restored messages leaves the
+                # lock behind: it must not stop the next tests' restores for minutes.
+                "unacked_mutex_expire": 5,
             }
         },
     }
@@ -94,10 +102,18 @@ def queue_config(broker_url: str, queue: str = "sentry_api") -> dict[str, t.Any]
 
 def worker_app() -> Flask:
     """The host app of the worker process (``SENTRY_API_WORKER_APP``): the test's database
-    and broker, a receiver that records the signals, and one that kills the process once
-    when it meets the :data:`DIE` event: as its task starts (``before`` storing) or right
-    after the storage committed it (``after``), before the task returns and so before its
-    message is acknowledged."""
+    and broker, a receiver that records the signals, and hooks that kill the process once
+    when it stores the :data:`DIE` event, before its message (and those stored with it) is
+    acknowledged: as the batch holding it reaches the storage (``received``), once every
+    statement of the batch ran but before its commit (``uncommitted``), or right after the
+    commit (``committed``, as its signal is sent). With ``unavailable`` the storage raises
+    :class:`~flask_sentry_api.storage.Unavailable` for the first batch instead.
+
+    The trace file gets a line per batch stored (``stored N``), per commit of a batch
+    (``commit``) and per task finished (``done N``: its batch's messages are acknowledged).
+    """
+    import sqlalchemy as sa
+    from celery.signals import task_postrun
     from celery.signals import task_prerun
 
     app = Flask("queue_worker")
@@ -105,34 +121,83 @@ def worker_app() -> Flask:
     app.config.update(
         SQLALCHEMY_DATABASE_URI=url,
         SERVER_NAME="testserver.local",
+        SENTRY_API_CELERY_BATCH_SIZE=int(os.environ.get(_BATCH_SIZE_ENV, "100")),
         **queue_config(os.environ[BROKER_ENV], os.environ[_QUEUE_ENV]),
     )
     if url.startswith("sqlite"):
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
-    SQLAlchemy(app)
+    db = SQLAlchemy(app)
     SentryAPI(app)
     kill_marker = Path(os.environ[_KILL_ENV])
     signals_log = Path(os.environ[_SIGNALS_ENV])
+    trace_log = Path(os.environ[_TRACE_ENV])
     die_when = os.environ.get(_DIE_WHEN_ENV)
+    storing: list[t.Any] = []  # the batch being stored, while it is
+    last_batch = [0]
+
+    def trace(line: str) -> None:
+        with trace_log.open("a") as log:
+            log.write(line + "\n")
 
     def die_once() -> None:
         if not kill_marker.exists():
             kill_marker.touch()
             os.kill(os.getpid(), signal.SIGKILL)
 
+    storage = get_state(app).storage
+    save_event, save_events = storage.save_event, storage.save_events
+
+    def storing_batch(items: list[tuple[int, t.Any]], store: t.Callable[[], t.Any]) -> t.Any:
+        storing[:] = items
+        trace(f"storing {len(items)}" + (" with DIE" if _holds_die(items) else ""))
+        if die_when == "received" and _holds_die(items):
+            die_once()
+        if die_when == "unavailable" and not kill_marker.exists():
+            kill_marker.touch()  # once: the storage is back for the retries
+            raise Unavailable("the test's database is down")
+        try:
+            result = store()
+        finally:
+            storing.clear()
+        trace(f"stored {len(items)}")
+        last_batch[0] += len(items)
+        return result
+
+    # The worker stores through save_events; save_event is the storage's own per-event path.
+    storage.save_events = lambda items: storing_batch(list(items), lambda: save_events(items))  # type: ignore[method-assign]
+    storage.save_event = lambda project_id, event: storing_batch(  # type: ignore[method-assign]
+        [(project_id, event)], lambda: save_event(project_id, event)
+    )
+
+    def on_commit(connection: t.Any) -> None:
+        if storing:
+            trace("commit")
+            if die_when == "uncommitted" and _holds_die(storing):
+                die_once()
+
+    with app.app_context():
+        sa.event.listen(db.engine, "commit", on_commit)
+
     @event_stored.connect_via(app, weak=False)
     def record(sender: Flask, event: t.Any, permalink: str | None, **extra: t.Any) -> None:
         with signals_log.open("a") as log:
             log.write(json.dumps([event.event_id, permalink]) + "\n")
-        if event.message == DIE and die_when == "after":
+        if event.message == DIE and die_when == "committed":
             die_once()
 
     @task_prerun.connect(weak=False)
-    def before(args: tuple[t.Any, ...] = (), **extra: t.Any) -> None:
-        if die_when == "before" and args and args[0]["event"]["message"] == DIE:
-            die_once()
+    def before(**extra: t.Any) -> None:
+        last_batch[0] = 0
+
+    @task_postrun.connect(weak=False)
+    def after(**extra: t.Any) -> None:
+        trace(f"done {last_batch[0]}")
 
     return app
+
+
+def _holds_die(items: t.Sequence[tuple[int, t.Any]]) -> bool:
+    return any(event.message == DIE for _, event in items)
 
 
 class Worker:
@@ -146,9 +211,13 @@ class Worker:
         queue: str,
         die_when: str = "never",
         pool: str = "solo",
+        batch_size: int = 100,
     ) -> None:
         assert BROKER_URL is not None
-        self.log = tmp_path / f"worker-{uuid.uuid4().hex[:8]}.log"
+        name = uuid.uuid4().hex[:8]
+        self.log = tmp_path / f"worker-{name}.log"
+        self.trace = tmp_path / f"worker-{name}.trace"
+        self.trace.touch()
         env = dict(
             os.environ,
             SENTRY_API_WORKER_APP="tests.test_queue_mode:worker_app",
@@ -159,6 +228,8 @@ class Worker:
                 _KILL_ENV: str(tmp_path / "killed"),
                 _SIGNALS_ENV: str(tmp_path / "signals.log"),
                 _DIE_WHEN_ENV: die_when,
+                _TRACE_ENV: str(self.trace),
+                _BATCH_SIZE_ENV: str(batch_size),
             },
         )
         command = [sys.executable, "-m", "celery", "-A", "flask_sentry_api.worker", "worker"]
@@ -177,6 +248,19 @@ class Worker:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def traced(self, what: str) -> list[int]:
+        """The numbers of the trace's ``what`` lines (``stored``, ``done``), or a 0 for
+        each (``commit``)."""
+        lines = self.trace.read_text().splitlines()
+        return [
+            int(line.split()[1]) if " " in line else 0 for line in lines if line.split()[0] == what
+        ]
+
+    def handled(self) -> int:
+        """How many messages the worker's finished tasks handled: their events stored (or
+        found stored), signals sent, messages acknowledged (the task's own right after)."""
+        return sum(self.traced("done"))
 
 
 @pytest.fixture
@@ -373,8 +457,8 @@ def test_a_worker_stores_every_queued_event_once(
     worker = Worker(tmp_path, database_url, queue)
     try:
         _wait_for(lambda: sum(_stored(app, project_id).values()) >= len(sent), worker)
-        # The duplicate's message is the last: once the log says so, it has been handled.
-        _wait_for(lambda: worker.output().count("succeeded") >= len(sent) + 1, worker)
+        # Every message handled, the duplicate's included: none sends a signal twice.
+        _wait_for(lambda: worker.handled() >= len(sent) + 1, worker)
     finally:
         worker.stop()
 
@@ -387,13 +471,43 @@ def test_a_worker_stores_every_queued_event_once(
 
 
 @needs_broker
-@pytest.mark.parametrize("die_when", ["before", "after"])
-def test_a_worker_killed_mid_task_loses_nothing_and_stores_nothing_twice(
+@pytest.mark.parametrize("batch_size", [100, 1])
+def test_a_worker_stores_a_backlog_in_few_transactions(
+    queue_app: tuple[Flask, str, str], tmp_path: Path, batch_size: int
+) -> None:
+    """A backlog of 40 events: a task takes the messages waiting behind its own and stores
+    them in one transaction. The worker holds a few prefetched messages, each its own task
+    (and transaction, once the queue is empty), so a handful of commits in all; with
+    ``SENTRY_API_CELERY_BATCH_SIZE = 1`` one commit per event."""
+    app, database_url, queue = queue_app
+    project_id, key = _key(app)
+    sent = [_post(app, project_id, key, event_payload(f"Event {n % 3}")) for n in range(40)]
+
+    worker = Worker(tmp_path, database_url, queue, batch_size=batch_size)
+    try:
+        _wait_for(lambda: worker.handled() >= len(sent), worker)
+    finally:
+        worker.stop()
+
+    assert _stored(app, project_id) == Counter(dict.fromkeys(sent, 1))
+    commits = len(worker.traced("commit"))
+    if batch_size == 1:
+        assert commits == len(sent)
+        assert set(worker.traced("stored")) == {1}
+    else:
+        assert commits == len(worker.traced("stored")) <= len(sent) // 4
+        assert max(worker.traced("stored")) > len(sent) // 2
+
+
+@needs_broker
+@pytest.mark.parametrize("die_when", ["received", "uncommitted", "committed"])
+def test_a_worker_killed_mid_batch_loses_nothing_and_stores_nothing_twice(
     queue_app: tuple[Flask, str, str], tmp_path: Path, die_when: str
 ) -> None:
-    """kill -9 of the worker while it holds unacknowledged messages: as the DIE event's task
-    starts (nothing stored: the message must come again) or once it is committed (stored:
-    the message comes again and must not store it twice)."""
+    """kill -9 of the worker while it stores a batch that holds the DIE event amid others:
+    as the batch reaches the storage, once its statements ran but before the commit
+    (nothing of it stored: its messages must come again), or right after the commit
+    (stored: they come again and must not be stored twice)."""
     app, database_url, queue = queue_app
     project_id, key = _key(app)
     sent = [_post(app, project_id, key, event_payload(f"Before {n}")) for n in range(5)]
@@ -402,49 +516,112 @@ def test_a_worker_killed_mid_task_loses_nothing_and_stores_nothing_twice(
 
     first = Worker(tmp_path, database_url, queue, die_when)
     try:
-        # It kills itself at the DIE event, before acknowledging that message (and those it
-        # had prefetched).
+        # It kills itself storing the DIE event, before acknowledging its batch's messages
+        # (and those it had prefetched).
         first.process.wait(timeout=WAIT)
     finally:
         first.stop()
     assert first.process.returncode == -signal.SIGKILL, first.output()[-3000:]
+    dying = [line for line in first.trace.read_text().splitlines() if "DIE" in line]
+    assert len(dying) == 1 and int(dying[0].split()[1]) > 1  # a batch, DIE among others
     stored_before = _stored(app, project_id)
-    assert stored_before[sent[5]] == (1 if die_when == "after" else 0)
-    assert sum(stored_before.values()) < len(sent)  # it died mid-way
+    assert stored_before[sent[5]] == (1 if die_when == "committed" else 0)
+    assert sum(first.traced("done")) < len(sent)  # it died before acknowledging them all
 
     second = Worker(tmp_path, database_url, queue)
     try:
         _wait_for(lambda: sum(_stored(app, project_id).values()) >= len(sent), second)
-        # Every message the first worker did not acknowledge comes again (the DIE event's,
-        # stored already, among them) and is handled: the log says so once per task.
-        unacknowledged = len(sent) - first.output().count("succeeded")
-        _wait_for(lambda: second.output().count("succeeded") >= unacknowledged, second)
+        # Every message the first worker did not acknowledge comes again (those of the DIE
+        # event's batch among them, stored already when it died after the commit) and is
+        # handled.
+        unacknowledged = len(sent) - sum(first.traced("done"))
+        _wait_for(lambda: second.handled() >= unacknowledged, second)
     finally:
         second.stop()
 
     assert _stored(app, project_id) == Counter(dict.fromkeys(sent, 1))
+    signals_log = tmp_path / "signals.log"
+    signalled = [json.loads(line)[0] for line in signals_log.read_text().splitlines()]
+    # At most once each: a redelivered event stored before sends none (and so the events a
+    # worker killed between the commit and their signals never send theirs).
+    assert len(signalled) == len(set(signalled)) and set(signalled) <= set(sent)
+    if die_when != "committed":
+        assert sorted(signalled) == sorted(sent)
 
 
 @needs_broker
-def test_a_killed_pool_process_gives_its_message_back(
+def test_a_batch_the_storage_could_not_take_is_stored_later(
     queue_app: tuple[Flask, str, str], tmp_path: Path
 ) -> None:
-    """The prefork pool's child dies (kill -9) as the DIE event's task starts: the worker
-    gives the message back to the broker (``reject_on_worker_lost``), a new child stores it."""
+    """The storage is unavailable for the first batch: every event of it is tried again
+    later (published again with a delay), none is lost, none stored twice."""
+    app, database_url, queue = queue_app
+    project_id, key = _key(app)
+    sent = [_post(app, project_id, key, event_payload(f"Event {n}")) for n in range(12)]
+
+    worker = Worker(tmp_path, database_url, queue, die_when="unavailable")
+    try:
+        _wait_for(lambda: sum(_stored(app, project_id).values()) >= len(sent), worker)
+        _wait_for(lambda: worker.handled() >= len(sent), worker)
+    finally:
+        worker.stop()
+
+    failed = worker.trace.read_text().splitlines()[0].split()
+    assert failed[0] == "storing" and int(failed[1]) > 1  # a batch, not one event
+    assert "Retry in 2s" in worker.output()
+    assert _stored(app, project_id) == Counter(dict.fromkeys(sent, 1))
+
+
+@needs_broker
+def test_a_killed_pool_process_gives_its_messages_back(
+    queue_app: tuple[Flask, str, str], tmp_path: Path
+) -> None:
+    """The prefork pool's child dies (kill -9) as the batch holding the DIE event reaches
+    the storage: the worker gives the task's message back to the broker
+    (``reject_on_worker_lost``), the broker the messages the child took (RabbitMQ: as the
+    child's connection drops; Redis: after the visibility timeout), a new child stores
+    them."""
     app, database_url, queue = queue_app
     project_id, key = _key(app)
     sent = [_post(app, project_id, key, event_payload(f"Before {n}")) for n in range(3)]
     sent.append(_post(app, project_id, key, event_payload(DIE)))
     sent += [_post(app, project_id, key, event_payload(f"After {n}")) for n in range(3)]
 
-    worker = Worker(tmp_path, database_url, queue, die_when="before", pool="prefork")
+    worker = Worker(tmp_path, database_url, queue, die_when="received", pool="prefork")
     try:
         _wait_for(lambda: sum(_stored(app, project_id).values()) >= len(sent), worker)
-        _wait_for(lambda: worker.output().count("succeeded") >= len(sent), worker)
+        _wait_for(lambda: worker.handled() >= len(sent), worker)
         assert worker.process.poll() is None  # only its pool process died
     finally:
         worker.stop()
 
     assert (tmp_path / "killed").exists()
     assert "WorkerLostError" in worker.output()
+    assert _stored(app, project_id) == Counter(dict.fromkeys(sent, 1))
+
+
+@needs_broker
+def test_a_broken_message_is_dropped_and_the_batch_stored(
+    queue_app: tuple[Flask, str, str], tmp_path: Path
+) -> None:
+    """A message that is no queued event (a body the worker cannot read) amid a backlog is
+    logged and dropped; the events around it are stored."""
+    from flask_sentry_api.queue import celery_app_for
+
+    app, database_url, queue = queue_app
+    project_id, key = _key(app)
+    sent = [_post(app, project_id, key, event_payload(f"Before {n}")) for n in range(6)]
+    celery = celery_app_for(app)
+    with app.app_context():
+        celery.send_task(TASK_NAME, args=({"project_id": project_id, "event": {}},), queue=queue)
+        celery.send_task(TASK_NAME, args=("not a dict",), queue=queue)
+    sent += [_post(app, project_id, key, event_payload(f"After {n}")) for n in range(6)]
+
+    worker = Worker(tmp_path, database_url, queue)
+    try:
+        _wait_for(lambda: sum(_stored(app, project_id).values()) >= len(sent), worker)
+        _wait_for(lambda: worker.output().count("dropped") >= 2, worker)
+    finally:
+        worker.stop()
+
     assert _stored(app, project_id) == Counter(dict.fromkeys(sent, 1))

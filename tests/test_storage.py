@@ -212,6 +212,8 @@ merge_ops = st.tuples(st.just("merge"), st.integers(0, 1), st.lists(st.integers(
 delete_ops = st.tuples(
     st.just("delete"), st.integers(0, 1), st.lists(st.integers(1, 12), max_size=3)
 )
+#: One save_events call: its saves, and whether it holds an event of a project that is gone.
+batch_ops = st.tuples(st.just("batch"), st.lists(save_ops, min_size=1, max_size=8), st.booleans())
 note_ops = st.tuples(st.just("note"), st.integers(0, 100))
 release_details = st.builds(
     s.ReleaseChanges,
@@ -232,6 +234,7 @@ operations = st.lists(
         save_ops,
         save_ops,
         save_ops,
+        batch_ops,
         update_ops,
         merge_ops,
         delete_ops,
@@ -326,29 +329,38 @@ class _Subject:
         except s.Conflict as exc:
             return ("Conflict", exc.field)
 
+    def saved(self, op: tuple[t.Any, ...]) -> tuple[int, s.NewEvent]:
+        """The project id and event of a ``save`` op."""
+        _, p, group_hash, offset, level, culprit, user, browser, release, seed = op
+        tags = (("level", level),)
+        tags += (("user", user),) if user else ()
+        tags += (("browser", browser),) if browser else ()
+        event = make_event(
+            event_id=f"{seed:032x}",
+            group_hash=group_hash,
+            title=f"Title {group_hash.upper()}",
+            message=f"message {group_hash}",
+            timestamp=T0 + timedelta(seconds=offset),
+            level=level,
+            culprit=culprit,
+            release=release,
+            tags=tags,
+            metadata={"hash": group_hash},
+            data={"n": seed},
+        )
+        return self.projects[p], event
+
     def apply(self, op: tuple[t.Any, ...]) -> t.Any:
         """Run ``op``; the group ids it names are ranks (the n-th group created)."""
         storage, projects, call = self.storage, self.projects, self.call
         kind = op[0]
         if kind == "save":
-            _, p, group_hash, offset, level, culprit, user, browser, release, seed = op
-            tags = (("level", level),)
-            tags += (("user", user),) if user else ()
-            tags += (("browser", browser),) if browser else ()
-            event = make_event(
-                event_id=f"{seed:032x}",
-                group_hash=group_hash,
-                title=f"Title {group_hash.upper()}",
-                message=f"message {group_hash}",
-                timestamp=T0 + timedelta(seconds=offset),
-                level=level,
-                culprit=culprit,
-                release=release,
-                tags=tags,
-                metadata={"hash": group_hash},
-                data={"n": seed},
-            )
-            return call(storage.save_event, projects[p], event)
+            return call(storage.save_event, *self.saved(op))
+        if kind == "batch":
+            items = [self.saved(save) for save in op[1]]
+            if op[2]:  # an event of a project that is gone, amid the others
+                items.insert(len(items) // 2, (s.MAX_ID - 1, self.saved(op[1][0])[1]))
+            return call(s.save_events, storage, items)
         if kind == "update":
             _, p, status, ranks, changes = op
             ids = None if ranks is None else tuple(self.group_id(r) for r in ranks)
@@ -470,6 +482,29 @@ RETRIED = (("a", 1), ("b", 1), ("b", 2), ("a", 3))
 # A retry of event 1 under a new hash: on PostgreSQL its event and group ids are drawn and
 # rolled back, so the ids of event 2 and group "b" have gaps.
 @example(ops=[("save", 0, h, 0, "error", None, None, None, None, n) for h, n in RETRIED])
+# A batch: new groups first seen in reverse hash order, a retry of an event stored before it
+# and one of an event in it, and an event of a project that is gone.
+@example(
+    ops=[
+        ("save", 0, "c", 0, "error", None, "id:1", None, "1.0", 1),
+        ("update", 0, None, None, s.GroupChanges(status="resolved")),
+        (
+            "batch",
+            [
+                ("save", 0, h, offset, level, None, user, None, "1.0", n)
+                for h, offset, level, user, n in (
+                    ("b", 2, "error", "id:1", 2),
+                    ("a", 1, "fatal", None, 3),
+                    ("c", 1, "warning", "id:2", 1),
+                    ("c", 3, "info", "id:2", 4),
+                    ("b", 2, "fatal", "id:2", 5),
+                    ("b", 9, "error", None, 2),
+                )
+            ],
+            True,
+        ),
+    ]
+)
 def test_memory_storage_matches_sqlalchemy_storage(ops: list[tuple[t.Any, ...]]) -> None:
     with sqlalchemy_storage(never_reuse_ids=True) as sql_storage:
         memory, sql = _Subject(MemoryStorage()), _Subject(sql_storage)
@@ -477,3 +512,79 @@ def test_memory_storage_matches_sqlalchemy_storage(ops: list[tuple[t.Any, ...]])
         for op in ops:
             assert memory.apply(op) == sql.apply(op), op
         assert memory.observe() == sql.observe()
+
+
+@pytest.mark.parametrize("run", range(2))
+def test_concurrent_batches_store_each_event_once(tmp_path: Path, run: int) -> None:
+    """Workers storing overlapping batches at once (a redelivered message stored by two
+    workers, the same events in other orders, new groups among them) neither fail nor count
+    an event twice."""
+    url = f"sqlite:///{tmp_path / 'batches.db'}" if ON_SQLITE else DATABASE_URL
+    flask_app = Flask(__name__)
+    flask_app.config["SQLALCHEMY_DATABASE_URI"] = url
+    if ON_SQLITE:
+        flask_app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
+    db = SQLAlchemy(flask_app)
+    storage = SQLAlchemyStorage(db, table_prefix=TABLE_PREFIX)
+    with flask_app.app_context():
+        db.drop_all()
+        storage.init_schema()
+        project = storage.create_project("P")
+        db.session.remove()
+    events = [
+        make_event(
+            group_hash=f"h{n % 7}",
+            timestamp=T0 + timedelta(seconds=n),
+            tags=(("user", f"id:{n % 5}"), ("browser", f"b{n % 3}")),
+            release=f"{n % 2}.0",
+        )
+        for n in range(60)
+    ]
+    errors: list[BaseException] = []
+    created: list[int] = []
+
+    def work(n: int) -> None:
+        # Each worker a different slice and order of the same events.
+        mine = events[n * 5 :] + events[: n * 5]
+        mine = mine[::-1] if n % 2 else mine
+        try:
+            with flask_app.app_context():
+                for start in range(0, len(mine), 20):
+                    batch = [(project.id, e) for e in mine[start : start + 20]]
+                    saved = storage.save_events(batch)
+                    created.extend(1 for r in saved if r is not None and r.created)
+                db.session.remove()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert len(created) == len(events)
+        with flask_app.app_context():
+            groups = storage.list_groups(project.id, s.GroupQuery(), EVERYTHING)
+            assert sorted(g.hash for g in groups) == [f"h{n}" for n in range(7)]
+            assert sum(g.times_seen for g in groups) == len(events)
+            assert all(g.user_count == 5 for g in groups)
+            stored = storage.list_project_events(project.id, EVERYTHING)
+            assert sorted(e.event_id for e in stored) == sorted(e.event_id for e in events)
+            assert sum(storage.project_stats(project.id, 86400, 0, 2**40).values()) == 60
+            users = storage.list_tag_values(project.id, "user", EVERYTHING)
+            assert sorted(v.times_seen for v in users) == [12] * 5
+            releases = storage.list_releases(project.id, EVERYTHING)
+            assert sorted(r.version for r in releases) == ["0.0", "1.0"]
+            assert sum(r.new_groups for r in releases) == 7  # whichever event created each
+    finally:
+        with flask_app.app_context():
+            db.session.remove()
+            db.drop_all()
+            if not ON_SQLITE:
+                with db.engine.begin() as connection:
+                    connection.execute(
+                        sa.text(f"DROP TABLE IF EXISTS {TABLE_PREFIX}alembic_version")
+                    )
+            db.engine.dispose()

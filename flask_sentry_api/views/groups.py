@@ -8,8 +8,6 @@ import typing as t
 
 from flask import Response
 from flask import current_app
-from flask import request
-from flask import url_for
 
 from .. import errors
 from .. import signals
@@ -17,6 +15,7 @@ from ..apidoc import Op
 from ..apidoc import link
 from ..http import json_body
 from ..http import json_response
+from ..links import permalink_writer
 from ..pagination import Window
 from ..schemas import BulkArgs
 from ..schemas import BulkDeleteArgsSchema
@@ -36,7 +35,6 @@ from ..state import get_state
 from ..stats import period_buckets
 from ..stats import series_filler
 from ..storage import GROUP_STATUSES
-from ..storage import MAX_ID
 from ..storage import Group
 from ..storage import GroupChanges
 from ..storage import GroupQuery
@@ -53,29 +51,11 @@ _FLAG_FIELDS = {"isBookmarked": "is_bookmarked", "hasSeen": "has_seen", "isPubli
 _CHANGE_FIELDS = ("status", *_FLAG_FIELDS.values())
 
 
-def permalink(project: Project) -> t.Callable[[Group], str]:
-    """How group permalinks are written for this request (SENTRY_API_PERMALINK_TEMPLATE)."""
-    template = get_state().settings.permalink_template
-    if template is None:
-        # url_for costs more than all the rest of a listed group's serialisation, and the
-        # URLs of a request differ only in the id: build one and splice the ids into it.
-        marker = str(MAX_ID)
-        url = url_for("sentry_api.group_details", group_id=MAX_ID, _external=True)
-        head, found, tail = url.rpartition(marker)
-        if found and marker not in head:
-            return lambda group: f"{head}{group.id}{tail}"
-        return lambda group: url_for("sentry_api.group_details", group_id=group.id, _external=True)
-    base_url = request.host_url.rstrip("/")
-    return lambda group: template.format(
-        base_url=base_url, project_id=project.id, project_slug=project.slug, group_id=group.id
-    )
-
-
 def dump_groups(
     groups: t.Sequence[Group], project: Project, stats_period: str | None, *, many: bool = True
 ) -> t.Any:
     """Serialise groups, their ``stats`` computed in one storage call for all of them."""
-    dumped = dump_group_list(groups, project, permalink(project))
+    dumped = dump_group_list(groups, project, permalink_writer(project))
     if stats_period:
         resolution, first, last = period_buckets(stats_period, int(time.time()))
         counts = get_state().storage.group_stats([g.id for g in groups], resolution, first, last)
@@ -140,7 +120,7 @@ def send_resolved(storage: Storage, project: Project, resolved: ResolvedGroups) 
         listed = storage.list_groups(project.id, GroupQuery(ids=resolved.ids), window)
         order = {group_id: index for index, group_id in enumerate(resolved.ids)}
         groups = tuple(sorted(listed, key=lambda group: order[group.id]))
-    link = permalink(project)
+    link = permalink_writer(project)
     signals.send(
         signals.issue_resolved,
         current_app._get_current_object(),  # type: ignore[attr-defined]

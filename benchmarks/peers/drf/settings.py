@@ -72,7 +72,9 @@ REST_FRAMEWORK = {
         "benchmarks.peers.drf.authentication.ProjectKeyAuthentication"
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # DRF's JSONRenderer with sorted keys, ASCII escapes and a final newline: the bytes
+    # Flask's JSON provider writes for our API (see renderers.py).
+    "DEFAULT_RENDERER_CLASSES": ["benchmarks.peers.drf.renderers.SortedJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     # Without django.contrib.auth there is no AnonymousUser to fall back to.
     "UNAUTHENTICATED_USER": None,

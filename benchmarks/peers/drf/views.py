@@ -12,6 +12,7 @@ from rest_framework import generics
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
 
 from .authentication import KeyHasAPIRole
 from .authentication import KeyOwnsProject
@@ -25,10 +26,21 @@ STATS_PERIODS = {"24h": (3600, 24), "14d": (86400, 14)}
 
 
 class GroupCursorPagination(CursorPagination):
+    """DRF's cursor pagination, with the page as a bare list and the links in a ``Link``
+    header (RFC 8288), as Sentry's API (and ours) sends them, so the bodies are alike."""
+
     ordering = ("-last_seen", "-id")
     page_size = 100
     page_size_query_param = "limit"
     max_page_size = 100
+
+    def get_paginated_response(self, data: t.Any) -> Response:
+        links = [
+            f'<{url}>; rel="{rel}"'
+            for rel, url in (("previous", self.get_previous_link()), ("next", self.get_next_link()))
+            if url is not None
+        ]
+        return Response(data, headers={"Link": ", ".join(links)} if links else None)
 
 
 class GroupViewMixin:
