@@ -70,7 +70,8 @@ def dashboard_app(auth: t.Any = ALLOW_ALL, **config: t.Any) -> Flask:
 @pytest.fixture
 def app() -> t.Iterator[Flask]:
     """The host app with the dashboard on, open to every request (the tests of access
-    make their own); closed as conftest's ``app`` is."""
+    make their own); closed as conftest's ``app`` is, whose ``storage`` and ``project``
+    fixtures then use it."""
     app = dashboard_app()
     forget_made_app(app)
     yield app
@@ -79,16 +80,6 @@ def app() -> t.Iterator[Flask]:
         app.extensions["sqlalchemy"].session.remove()
         app.extensions["sqlalchemy"].drop_all()
         app.extensions["sqlalchemy"].engine.dispose()
-
-
-@pytest.fixture
-def storage(app: Flask) -> Storage:
-    return get_state(app).storage
-
-
-@pytest.fixture
-def project(storage: Storage) -> Project:
-    return storage.create_project("Web")
 
 
 def text_of(response: t.Any) -> str:

@@ -117,24 +117,8 @@ class EventWriter(SQLStorageBase):
             ),
         )
         counted = self._count_in_group(connection, project_id, event)
-        values: dict[str, t.Any] = {
-            "project_id": project_id,
-            "group_id": counted.group_id,
-            "event_id": event.event_id,
-            "message": event.message,
-            "title": event.title[:255],
-            "culprit": event.culprit,
-            "level": event.level,
-            "logger": event.logger,
-            "platform": event.platform,
-            "datetime": event.timestamp,
-            "date_received": s.utcnow(),
-            "release": event.release,
-            "environment": event.environment,
-            "user": dict(event.user) if event.user is not None else None,
-            "tags": [list(pair) for pair in event.tags],
-            "data": dict(event.data),
-        }
+        values = self._event_values(project_id, counted.group_id, event)
+        values["date_received"] = s.utcnow()
         # Only the id comes back: the rest is what was sent, and reading the event's data
         # back would decode again the JSON just encoded.
         inserted = connection.execute(insert_event, values).scalar()
